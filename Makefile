@@ -1,0 +1,33 @@
+# strata — see README.md. Every target works on a fresh Debian bookworm machine after `make deps`.
+SHELL := /bin/bash
+GO ?= go
+STRATA_CACHE ?= $(HOME)/.cache/strata
+export STRATA_CACHE
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: build deps test test-short vet fuzz schema
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/strata ./cmd/strata
+
+# Debian packages and the kernel cache. Idempotent.
+deps:
+	./scripts/deps.sh
+
+vet:
+	$(GO) vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt: $$unformatted"; exit 1; fi
+
+# Every test this machine can run (the README's test command).
+test: deps vet build
+	$(GO) test -timeout 40m ./...
+	$(MAKE) fuzz
+
+# Bounded fuzzing of the profile loader.
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime 30s ./profile/
+
+# Regenerate docs/schema.json from the profile types.
+schema: build
+	./bin/strata schema > docs/schema.json
