@@ -1,0 +1,450 @@
+// Package unpack extracts a base-system tar archive into a target root,
+// keeping what a root filesystem needs (owners, modes, times, xattrs, POSIX
+// ACLs, SELinux labels, device nodes, hard links, sparse files) and refusing
+// anything that would land outside the root.
+//
+// Containment is enforced by the kernel: every parent directory is opened with
+// openat2(RESOLVE_BENEATH), so neither "..", an absolute name, nor a symlink
+// (planted earlier in the same archive or already on disk) can lead out of the
+// root, and there is no window between a check and its use.
+package unpack
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+	"golang.org/x/sys/unix"
+)
+
+// ErrEscape marks an entry that would be written outside the target root.
+var ErrEscape = errors.New("entry would land outside the target root")
+
+// Options tune an extraction.
+type Options struct {
+	// Progress, when set, is called after each entry with the count so far.
+	Progress func(entries int64, name string)
+	// NoOwners skips chown (for tests run as an unprivileged user).
+	NoOwners bool
+}
+
+// Stats describe a finished extraction.
+type Stats struct {
+	Entries   int64
+	Bytes     int64 // file content written
+	HardLinks int64
+	Devices   int64
+}
+
+// Decompress detects zstd, xz or gzip by their magic bytes and returns a reader
+// of the plain stream (plain tar passes through).
+func Decompress(r io.Reader) (io.ReadCloser, string, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	magic, err := br.Peek(6)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, "", fmt.Errorf("read archive header: %w", err)
+	}
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		d, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(2), zstd.WithDecoderMaxMemory(1<<30))
+		if err != nil {
+			return nil, "", fmt.Errorf("zstd: %w", err)
+		}
+		return d.IOReadCloser(), "zstd", nil
+	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0}):
+		x, err := xz.NewReader(br)
+		if err != nil {
+			return nil, "", fmt.Errorf("xz: %w", err)
+		}
+		return io.NopCloser(x), "xz", nil
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		g, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, "", fmt.Errorf("gzip: %w", err)
+		}
+		return g, "gzip", nil
+	}
+	return io.NopCloser(br), "none", nil
+}
+
+// Archive extracts a (possibly compressed) tar stream into root, which must
+// exist. It stops at the first problem; the caller treats a failed extraction
+// as not done, so a re-run starts it again.
+func Archive(ctx context.Context, r io.Reader, root string, opt Options) (Stats, error) {
+	plain, _, err := Decompress(r)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer plain.Close()
+	rootFD, err := unix.Open(root, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return Stats{}, fmt.Errorf("open target root %s: %w", root, err)
+	}
+	defer unix.Close(rootFD)
+	x := &extractor{root: root, rootFD: rootFD, opt: opt}
+	tr := tar.NewReader(plain)
+	for {
+		if err := ctx.Err(); err != nil {
+			return x.stats, err
+		}
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return x.stats, fmt.Errorf("read archive after %d entries: %w", x.stats.Entries, err)
+		}
+		if err := x.entry(h, tr); err != nil {
+			return x.stats, fmt.Errorf("archive entry %q: %w", h.Name, err)
+		}
+		x.stats.Entries++
+		if opt.Progress != nil {
+			opt.Progress(x.stats.Entries, h.Name)
+		}
+	}
+	// Directory modes and times last: writing children changes a directory's
+	// mtime, and a read-only directory would block its own children.
+	sort.Slice(x.dirs, func(i, j int) bool { return len(x.dirs[i].Name) > len(x.dirs[j].Name) })
+	for _, d := range x.dirs {
+		if err := x.finishDir(d); err != nil {
+			return x.stats, fmt.Errorf("archive entry %q: %w", d.Name, err)
+		}
+	}
+	return x.stats, nil
+}
+
+type extractor struct {
+	root   string
+	rootFD int
+	opt    Options
+	stats  Stats
+	dirs   []*tar.Header
+	ids    *idMap
+}
+
+// clean turns an entry name into a path relative to the root, refusing
+// absolute names and any ".." (tar writers never need them).
+func clean(name string) (string, error) {
+	if strings.HasPrefix(name, "/") {
+		return "", fmt.Errorf("absolute path: %w", ErrEscape)
+	}
+	for _, c := range strings.Split(name, "/") {
+		if c == ".." {
+			return "", fmt.Errorf("path with '..': %w", ErrEscape)
+		}
+	}
+	p := path.Clean(name)
+	if p == "." {
+		return "", nil
+	}
+	return p, nil
+}
+
+// parent opens the directory that will hold rel, creating missing directories,
+// never leaving the root.
+func (x *extractor) parent(rel string) (int, string, error) {
+	dir, base := path.Split(rel)
+	dir = strings.TrimSuffix(dir, "/")
+	if dir == "" {
+		fd, err := unix.Dup(x.rootFD)
+		return fd, base, err
+	}
+	fd, err := x.openBeneath(dir)
+	if errors.Is(err, unix.ENOENT) {
+		if err := x.mkdirAll(dir); err != nil {
+			return -1, "", err
+		}
+		fd, err = x.openBeneath(dir)
+	}
+	if err != nil {
+		return -1, "", err
+	}
+	return fd, base, nil
+}
+
+func (x *extractor) openBeneath(rel string) (int, error) {
+	fd, err := unix.Openat2(x.rootFD, rel, &unix.OpenHow{
+		Flags:   unix.O_DIRECTORY | unix.O_RDONLY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if errors.Is(err, unix.EXDEV) {
+		return -1, fmt.Errorf("%s leads out of the root through a symlink: %w", rel, ErrEscape)
+	}
+	if err != nil {
+		return -1, fmt.Errorf("open %s: %w", rel, err)
+	}
+	return fd, nil
+}
+
+// mkdirAll creates rel's missing directories one level at a time, beneath the root.
+func (x *extractor) mkdirAll(rel string) error {
+	cur := ""
+	for _, c := range strings.Split(rel, "/") {
+		next := path.Join(cur, c)
+		fd, err := x.openBeneath(next)
+		if err == nil {
+			unix.Close(fd)
+			cur = next
+			continue
+		}
+		if !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+		pfd := x.rootFD
+		if cur != "" {
+			if pfd, err = x.openBeneath(cur); err != nil {
+				return err
+			}
+			defer unix.Close(pfd)
+		}
+		if err := unix.Mkdirat(pfd, c, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("mkdir %s: %w", next, err)
+		}
+		cur = next
+	}
+	return nil
+}
+
+func (x *extractor) entry(h *tar.Header, r io.Reader) error {
+	rel, err := clean(h.Name)
+	if err != nil {
+		return err
+	}
+	if rel == "" { // the root itself: only its metadata
+		if h.Typeflag == tar.TypeDir {
+			x.dirs = append(x.dirs, h)
+		}
+		return nil
+	}
+	pfd, base, err := x.parent(rel)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	mode := uint32(h.Mode & 0o7777)
+	switch h.Typeflag {
+	case tar.TypeDir:
+		var st unix.Stat_t
+		if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			if err := unix.Unlinkat(pfd, base, 0); err != nil {
+				return fmt.Errorf("replace %s with a directory: %w", rel, err)
+			}
+		}
+		if err := unix.Mkdirat(pfd, base, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("mkdir: %w", err)
+		}
+		x.dirs = append(x.dirs, h)
+		return nil
+	case tar.TypeReg, tar.TypeChar, tar.TypeBlock, tar.TypeFifo, tar.TypeSymlink, tar.TypeLink:
+		// Replace whatever is there; never write through an existing symlink.
+		if err := unix.Unlinkat(pfd, base, 0); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EISDIR) {
+			return fmt.Errorf("replace existing: %w", err)
+		}
+	default:
+		return fmt.Errorf("unsupported entry type %q", string(h.Typeflag))
+	}
+	switch h.Typeflag {
+	case tar.TypeReg:
+		fd, err := unix.Openat(pfd, base, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return fmt.Errorf("create: %w", err)
+		}
+		f := os.NewFile(uintptr(fd), rel)
+		n, werr := writeSparse(f, r, h.Size)
+		x.stats.Bytes += n
+		if werr == nil {
+			werr = x.meta(fd, h, mode)
+		}
+		if cerr := f.Close(); werr == nil && cerr != nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return werr
+		}
+		return x.times(pfd, base, h, 0)
+	case tar.TypeSymlink:
+		if err := unix.Symlinkat(h.Linkname, pfd, base); err != nil {
+			return fmt.Errorf("symlink: %w", err)
+		}
+		if !x.opt.NoOwners {
+			if err := unix.Fchownat(pfd, base, h.Uid, h.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return fmt.Errorf("chown symlink: %w", err)
+			}
+		}
+		return x.times(pfd, base, h, unix.AT_SYMLINK_NOFOLLOW)
+	case tar.TypeLink:
+		target, err := clean(h.Linkname)
+		if err != nil || target == "" {
+			return fmt.Errorf("hard link to %q: %w", h.Linkname, ErrEscape)
+		}
+		tfd, tbase, err := x.parent(target)
+		if err != nil {
+			return fmt.Errorf("hard link target %s: %w", target, err)
+		}
+		defer unix.Close(tfd)
+		if err := unix.Linkat(tfd, tbase, pfd, base, 0); err != nil {
+			return fmt.Errorf("hard link to %s: %w", target, err)
+		}
+		x.stats.HardLinks++
+		return nil
+	default: // device nodes and fifos
+		kind := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[h.Typeflag]
+		dev := unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))
+		if err := unix.Mknodat(pfd, base, kind|mode, int(dev)); err != nil {
+			return fmt.Errorf("mknod: %w", err)
+		}
+		x.stats.Devices++
+		fd, err := unix.Openat(pfd, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open node: %w", err)
+		}
+		defer unix.Close(fd)
+		if !x.opt.NoOwners {
+			if err := unix.Fchownat(pfd, base, h.Uid, h.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return fmt.Errorf("chown: %w", err)
+			}
+		}
+		if err := unix.Fchmodat(pfd, base, mode, 0); err != nil {
+			return fmt.Errorf("chmod: %w", err)
+		}
+		return x.times(pfd, base, h, 0)
+	}
+}
+
+// meta applies owner, mode (after chown, which clears set-id bits) and xattrs.
+func (x *extractor) meta(fd int, h *tar.Header, mode uint32) error {
+	if !x.opt.NoOwners {
+		if err := unix.Fchown(fd, h.Uid, h.Gid); err != nil {
+			return fmt.Errorf("chown: %w", err)
+		}
+	}
+	if err := unix.Fchmod(fd, mode); err != nil {
+		return fmt.Errorf("chmod: %w", err)
+	}
+	xattrs, err := x.xattrs(h)
+	if err != nil {
+		return err
+	}
+	for _, k := range sortedKeys(xattrs) {
+		if err := unix.Fsetxattr(fd, k, []byte(xattrs[k]), 0); err != nil {
+			return fmt.Errorf("set xattr %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+func (x *extractor) times(pfd int, base string, h *tar.Header, flags int) error {
+	at := h.AccessTime
+	if at.IsZero() {
+		at = h.ModTime
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(at.UnixNano()), unix.NsecToTimespec(h.ModTime.UnixNano())}
+	if err := unix.UtimesNanoAt(pfd, base, ts, flags); err != nil {
+		return fmt.Errorf("set times: %w", err)
+	}
+	return nil
+}
+
+func (x *extractor) finishDir(h *tar.Header) error {
+	rel, _ := clean(h.Name)
+	var fd int
+	var err error
+	if rel == "" {
+		fd, err = unix.Dup(x.rootFD)
+	} else {
+		fd, err = x.openBeneath(rel)
+	}
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := x.meta(fd, h, uint32(h.Mode&0o7777)); err != nil {
+		return err
+	}
+	at := h.AccessTime
+	if at.IsZero() {
+		at = h.ModTime
+	}
+	return unix.UtimesNanoAt(fd, "", []unix.Timespec{unix.NsecToTimespec(at.UnixNano()), unix.NsecToTimespec(h.ModTime.UnixNano())}, unix.AT_EMPTY_PATH)
+}
+
+// writeSparse copies size bytes, seeking over all-zero blocks so sparse files
+// stay sparse (and an image of zeros costs no disk).
+func writeSparse(f *os.File, r io.Reader, size int64) (int64, error) {
+	const block = 64 << 10
+	buf := make([]byte, block)
+	var off, written int64
+	zero := make([]byte, block)
+	for off < size {
+		n, err := io.ReadFull(r, buf[:min(block, size-off)])
+		if n > 0 {
+			if bytes.Equal(buf[:n], zero[:n]) {
+				if _, err := f.Seek(int64(n), io.SeekCurrent); err != nil {
+					return written, err
+				}
+			} else {
+				if _, err := f.Write(buf[:n]); err != nil {
+					return written, fmt.Errorf("write: %w", err)
+				}
+				written += int64(n)
+			}
+			off += int64(n)
+		}
+		if err != nil {
+			return written, fmt.Errorf("archive truncated at %d of %d bytes: %w", off, size, err)
+		}
+	}
+	if err := f.Truncate(size); err != nil { // a trailing hole
+		return written, fmt.Errorf("truncate: %w", err)
+	}
+	return written, nil
+}
+
+// xattrs collects the entry's extended attributes: PAX SCHILY.xattr.* (GNU tar
+// --xattrs, also carrying security.selinux), RHT.security.selinux (GNU tar
+// --selinux), and GNU tar --acls text ACLs converted to the kernel's format.
+func (x *extractor) xattrs(h *tar.Header) (map[string]string, error) {
+	out := map[string]string{}
+	for k, v := range h.PAXRecords {
+		switch {
+		case strings.HasPrefix(k, "SCHILY.xattr."):
+			out[strings.TrimPrefix(k, "SCHILY.xattr.")] = v
+		case k == "RHT.security.selinux":
+			out["security.selinux"] = v
+		case k == "SCHILY.acl.access" || k == "SCHILY.acl.default":
+			if x.ids == nil {
+				x.ids = loadIDs(x.root)
+			}
+			b, err := aclXattr(v, x.ids)
+			if err != nil {
+				return nil, fmt.Errorf("ACL %q: %w", v, err)
+			}
+			name := "system.posix_acl_access"
+			if k == "SCHILY.acl.default" {
+				name = "system.posix_acl_default"
+			}
+			out[name] = string(b)
+		}
+	}
+	return out, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

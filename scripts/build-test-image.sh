@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds the Debian bookworm base-system image the restore and drill tests
+# install: debootstrap minbase + kernel, GRUB (BIOS and UEFI), systemd-boot,
+# cryptsetup-initramfs, lvm2, mdadm and the filesystem tools, packed as
+# tar.zst with its sha256 beside it. Cached: a second run returns at once.
+#   STRATA_CACHE  cache directory (default ~/.cache/strata)
+# The Debian mirror is the one this machine's apt uses.
+set -euo pipefail
+cache=${STRATA_CACHE:-$HOME/.cache/strata}
+out="$cache/images/debian-12.tar.zst"
+if [ -s "$out" ] && [ -s "$out.sha256" ]; then
+  echo "test image: $out (cached)"
+  exit 0
+fi
+mirror=$(awk '/^URIs:/ {print $2; exit} /^deb / {print $2; exit}' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | head -n1)
+[ -n "$mirror" ] || { echo "test image: no Debian mirror found in apt's sources" >&2; exit 1; }
+mkdir -p "$cache/images"
+root=$(mktemp -d "$cache/images/rootfs.XXXXXX")
+trap 'umount -R "$root"/proc "$root"/sys "$root"/dev 2>/dev/null || true; rm -rf "$root"' EXIT
+include=linux-image-amd64,grub-pc-bin,grub-efi-amd64-bin,grub2-common,systemd-boot,systemd-sysv,udev,kmod,initramfs-tools,cryptsetup,cryptsetup-initramfs,lvm2,mdadm,btrfs-progs,xfsprogs,dosfstools,e2fsprogs,efibootmgr,zstd,git,subversion,ca-certificates,procps,iproute2
+echo "test image: debootstrap bookworm from $mirror"
+start=$(date +%s)
+debootstrap --variant=minbase --include="$include" bookworm "$root" "$mirror" > "$cache/images/debootstrap.log" 2>&1 || {
+  tail -20 "$cache/images/debootstrap.log" >&2; exit 1; }
+# A root password so a drill can log in on the serial console; the drill checks
+# run as root. This image is for tests only.
+echo 'root:strata' | chroot "$root" chpasswd
+echo strata-test > "$root/etc/hostname"
+: > "$root/etc/machine-id"
+# No host keys or caches in the image: they would be shared by every restore.
+rm -f "$root"/etc/ssh/ssh_host_* "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*_* 2>/dev/null || true
+tar --numeric-owner --xattrs --xattrs-include='*' --acls -C "$root" -cf - . | zstd -q -T0 -6 -o "$out.tmp"
+mv "$out.tmp" "$out"
+(cd "$cache/images" && sha256sum "$(basename "$out")" > "$out.sha256")
+echo "test image: $out $(du -h "$out" | cut -f1) in $(( $(date +%s) - start )) s"
