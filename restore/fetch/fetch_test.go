@@ -53,7 +53,6 @@ func cutter(data []byte, etag string, cuts int32, after int) (http.Handler, *ato
 	}), &n
 }
 
-
 func readAll(t *testing.T, url string, opt Options) ([]byte, *Reader, error) {
 	t.Helper()
 	r, err := Open(context.Background(), url, opt)

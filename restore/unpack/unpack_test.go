@@ -252,4 +252,3 @@ func BenchmarkArchive(b *testing.B) {
 		}
 	}
 }
-
