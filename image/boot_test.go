@@ -1,0 +1,180 @@
+package image
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stratahq/strata/qemu-tests/vm"
+)
+
+// Boot tests: each artefact boots under QEMU (TCG) on SeaBIOS and OVMF until
+// the live system prints STRATA READY, and the kernel command line shows
+// that --append and (for PXE) the per-MAC host file made it through.
+
+const (
+	bootMarker = "strata.test=boot-check"
+	testMAC    = "52:54:00:5e:1a:01"
+	bootWait   = 150 * time.Second // TCG boots take 20-35 s; room for a busy host
+)
+
+// artefacts are built once per test binary and shared by the boot tests.
+type artefacts struct {
+	dir, usb, iso, pxe string
+	kernelSize         int64
+}
+
+var (
+	artOnce sync.Once
+	art     artefacts
+	artErr  error
+)
+
+func buildArtefacts(t *testing.T) artefacts {
+	t.Helper()
+	needTools(t, "grub-mkstandalone", "syslinux", "qemu-system-x86_64")
+	kernel, initrd := testKernel(t), liveInitrd(t)
+	artOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "strata-image-boot-")
+		if err != nil {
+			artErr = err
+			return
+		}
+		o := Options{Kernel: kernel, Initrd: initrd, Append: bootMarker, Out: dir,
+			Hosts: []Host{{MAC: testMAC, Profile: "drill", Append: "strata.disk=auto"}}}
+		ctx := context.Background()
+		if artErr = USB(ctx, o); artErr != nil {
+			return
+		}
+		if artErr = ISO(ctx, o); artErr != nil {
+			return
+		}
+		o.Out = filepath.Join(dir, "pxe")
+		if artErr = PXE(ctx, o); artErr != nil {
+			return
+		}
+		art = artefacts{dir: dir, usb: filepath.Join(dir, USBFile), iso: filepath.Join(dir, ISOFile), pxe: o.Out}
+	})
+	if artErr != nil {
+		t.Fatalf("build artefacts: %v", artErr)
+	}
+	return art
+}
+
+// liveInitrd is the initramfs the boot tests use: the marker initramfs until
+// the live system's initramfs can be built here.
+func liveInitrd(t testing.TB) string {
+	return markerInitrd(t)
+}
+
+// vmSlot takes one of two machine-wide VM slots (flock), so that parallel
+// test binaries on a 2-core host do not run more than two TCG guests.
+func vmSlot(t *testing.T) {
+	t.Helper()
+	for {
+		for i := 0; i < 2; i++ {
+			f, err := os.OpenFile(filepath.Join(os.TempDir(), fmt.Sprintf("strata-vm-slot-%d.lock", i)), os.O_CREATE|os.O_RDWR, 0o666)
+			if err != nil {
+				t.Fatalf("vm slot: %v", err)
+			}
+			if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+				t.Cleanup(func() { f.Close() })
+				return
+			}
+			f.Close()
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func skipBoots(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("skipping QEMU boot in -short mode")
+	}
+	if os.Getenv("STRATA_SKIP_QEMU") != "" {
+		t.Skip("skipping QEMU boot: STRATA_SKIP_QEMU is set")
+	}
+}
+
+// bootAndCheck starts cfg and waits for the kernel command line and READY.
+func bootAndCheck(t *testing.T, cfg vm.Config, wantCmdline ...string) {
+	t.Helper()
+	vmSlot(t)
+	cfg.MemoryMB = 1024
+	cfg.Timeout = bootWait + 30*time.Second
+	start := time.Now()
+	v := vm.StartT(t, cfg)
+	m, err := v.Expect(`Kernel command line: ([^\r\n]*)\r?\n`, bootWait)
+	if err != nil {
+		t.Fatalf("no kernel command line: %v", err)
+	}
+	for _, w := range append([]string{bootMarker}, wantCmdline...) {
+		if !regexp.MustCompile(`(^|\s)` + regexp.QuoteMeta(w) + `(\s|$)`).MatchString(m[1]) {
+			t.Errorf("kernel command line %q lacks %q", m[1], w)
+		}
+	}
+	if _, err := v.Expect(`STRATA READY`, bootWait-time.Since(start)); err != nil {
+		t.Fatalf("live system not ready: %v", err)
+	}
+	t.Logf("%s: STRATA READY after %.1f s", cfg.Name, time.Since(start).Seconds())
+}
+
+func TestBootUSB(t *testing.T) {
+	skipBoots(t)
+	for _, fw := range []vm.Firmware{vm.BIOS, vm.UEFI} {
+		t.Run(fw.String(), func(t *testing.T) {
+			t.Parallel()
+			a := buildArtefacts(t)
+			bootAndCheck(t, vm.Config{
+				Name:     "image-usb-" + fw.String(),
+				Firmware: fw,
+				Disks:    []vm.Disk{{Path: a.usb, Interface: "usb", ReadOnly: true, Boot: true}},
+			}, "console=ttyS0,115200n8")
+		})
+	}
+}
+
+// TestBootISO boots the ISO as a CD and, written to a disk, through the
+// isohybrid MBR.
+func TestBootISO(t *testing.T) {
+	skipBoots(t)
+	for _, fw := range []vm.Firmware{vm.BIOS, vm.UEFI} {
+		for _, as := range []string{"cd", "disk"} {
+			t.Run(as+"-"+fw.String(), func(t *testing.T) {
+				t.Parallel()
+				a := buildArtefacts(t)
+				cfg := vm.Config{Name: "image-iso-" + as + "-" + fw.String(), Firmware: fw}
+				if as == "cd" {
+					cfg.CDROM = a.iso
+				} else {
+					cfg.Disks = []vm.Disk{{Path: a.iso, Interface: "usb", ReadOnly: true, Boot: true}}
+				}
+				bootAndCheck(t, cfg, "console=ttyS0,115200n8")
+			})
+		}
+	}
+}
+
+// TestBootPXE boots the bundle over QEMU's user network with its built-in
+// iPXE ROM; the machine's MAC has a host file selecting a profile.
+func TestBootPXE(t *testing.T) {
+	skipBoots(t)
+	for _, fw := range []vm.Firmware{vm.BIOS, vm.UEFI} {
+		t.Run(fw.String(), func(t *testing.T) {
+			t.Parallel()
+			a := buildArtefacts(t)
+			bootAndCheck(t, vm.Config{
+				Name:     "image-pxe-" + fw.String(),
+				Firmware: fw,
+				Net:      &vm.Net{TFTPDir: a.pxe, BootFile: PXEScript, MAC: testMAC},
+			}, "strata.profile=drill", "strata.disk=auto", "BOOTIF=01-52-54-00-5e-1a-01")
+		})
+	}
+}
