@@ -106,3 +106,24 @@ func TestFit(t *testing.T) {
 		t.Errorf("two rest entries: %v", err)
 	}
 }
+
+func TestHostMatch(t *testing.T) {
+	m := &HostMatch{MAC: []string{"52:54:00:12:34:56"}, DMI: &DMIMatch{Vendor: "LENOVO", Product: "20XW*"}}
+	for _, tc := range []struct {
+		f    Facts
+		want bool
+	}{
+		{Facts{MACs: []string{"52:54:00:12:34:56"}}, true},
+		{Facts{MACs: []string{"52:54:00:12:34:57"}}, false},
+		{Facts{DMI: DMIMatch{Vendor: "LENOVO", Product: "20XW0055GE"}}, true},
+		{Facts{DMI: DMIMatch{Vendor: "LENOVO", Product: "20XY0055GE"}}, false},
+		{Facts{DMI: DMIMatch{Vendor: "Dell Inc.", Product: "20XW0055GE"}}, false},
+	} {
+		if got := m.Matches(tc.f); got != tc.want {
+			t.Errorf("Matches(%+v) = %v, want %v", tc.f, got, tc.want)
+		}
+	}
+	if (*HostMatch)(nil).Matches(Facts{MACs: []string{"x"}}) {
+		t.Error("a profile without match rules never matches")
+	}
+}

@@ -39,15 +39,15 @@ type Host struct {
 
 // HostMatch selects a profile automatically.
 type HostMatch struct {
-	MAC []string  `yaml:"mac,omitempty" doc:"MAC addresses of this machine's NICs (aa:bb:cc:dd:ee:ff)."`
-	DMI *DMIMatch `yaml:"dmi,omitempty" doc:"Firmware (SMBIOS/DMI) identity; every field given must match."`
+	MAC []string  `yaml:"mac,omitempty" json:"mac,omitempty" doc:"MAC addresses of this machine's NICs (aa:bb:cc:dd:ee:ff)."`
+	DMI *DMIMatch `yaml:"dmi,omitempty" json:"dmi,omitempty" doc:"Firmware (SMBIOS/DMI) identity; every field given must match."`
 }
 
 // DMIMatch is a machine's SMBIOS identity, as in /sys/class/dmi/id.
 type DMIMatch struct {
-	Vendor  string `yaml:"vendor,omitempty" doc:"sys_vendor, e.g. LENOVO."`
-	Product string `yaml:"product,omitempty" doc:"product_name, e.g. 20XW0055GE."`
-	Serial  string `yaml:"serial,omitempty" doc:"product_serial."`
+	Vendor  string `yaml:"vendor,omitempty" json:"vendor,omitempty" doc:"sys_vendor, e.g. LENOVO."`
+	Product string `yaml:"product,omitempty" json:"product,omitempty" doc:"product_name, e.g. 20XW0055GE."`
+	Serial  string `yaml:"serial,omitempty" json:"serial,omitempty" doc:"product_serial."`
 }
 
 // Disk is one physical disk and its partition table.
