@@ -6,7 +6,7 @@ export STRATA_CACHE
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build deps test test-short vet fuzz schema
+.PHONY: build deps test test-image vet fuzz schema
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/strata ./cmd/strata
@@ -15,12 +15,16 @@ build:
 deps:
 	./scripts/deps.sh
 
+# The Debian bookworm base-system image the restore tests install (cached).
+test-image: deps
+	./scripts/build-test-image.sh
+
 vet:
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt: $$unformatted"; exit 1; fi
 
 # Every test this machine can run (the README's test command).
-test: deps vet build
+test: deps test-image vet build
 	$(GO) test -timeout 40m ./...
 	$(MAKE) fuzz
 

@@ -52,7 +52,7 @@ type Reader struct {
 	validat string // ETag or Last-Modified, so a resume never splices two versions
 	sum     hash.Hash
 	retries int
-	eof     bool
+	final   error // io.EOF or the checksum error, repeated on every later Read
 }
 
 // Resolve turns a possibly relative URL into an absolute one against base.
@@ -179,8 +179,8 @@ func (r *Reader) request() error {
 
 // Read reads the object; a dropped connection is resumed where it stopped.
 func (r *Reader) Read(p []byte) (int, error) {
-	if r.eof {
-		return 0, io.EOF
+	if r.final != nil {
+		return 0, r.final
 	}
 	for {
 		n, err := r.body.Read(p)
@@ -197,11 +197,11 @@ func (r *Reader) Read(p []byte) (int, error) {
 		case err == nil:
 			return n, nil
 		case errors.Is(err, io.EOF) && (r.total < 0 || r.done == r.total):
-			r.eof = true
+			r.final = io.EOF
 			if err := r.verify(); err != nil {
-				return n, err
+				r.final = err
 			}
-			return n, io.EOF
+			return n, r.final
 		case r.ctx.Err() != nil:
 			return n, r.ctx.Err()
 		}
