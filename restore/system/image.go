@@ -67,4 +67,3 @@ func UnpackImage(ctx context.Context, root string, img profile.Image, opt ImageO
 	}
 	return st, nil
 }
-
