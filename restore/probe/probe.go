@@ -82,6 +82,7 @@ type Disk struct {
 	Swaps              []string    `json:"swaps,omitempty"`      // active swap on it
 	LiveMedium         bool        `json:"live_medium,omitempty"`
 	SystemDisk         bool        `json:"system_disk,omitempty"` // holds the running system's /
+	Notes              []string    `json:"notes,omitempty"`       // what could not be read
 }
 
 // Partition is one partition the kernel knows.
@@ -395,13 +396,15 @@ func (p *prober) disk(name string) (*Disk, error) {
 	}
 
 	if p.o.Runner != nil {
+		// A device that cannot be probed (busy, no permission) is reported,
+		// not fatal: the other disks may still be the targets.
 		var err error
 		if d.Signatures, err = p.signatures(d.Path); err != nil {
-			return nil, err
+			d.Notes = append(d.Notes, err.Error())
 		}
 		for i := range d.Partitions {
 			if d.Partitions[i].Signatures, err = p.signatures(d.Partitions[i].Path); err != nil {
-				return nil, err
+				d.Notes = append(d.Notes, err.Error())
 			}
 		}
 	}
@@ -460,7 +463,7 @@ type wipefsOut struct {
 func (p *prober) signatures(dev string) ([]Signature, error) {
 	res, err := p.o.Runner.Run(p.ctx, run.Cmd{Name: "wipefs", Args: []string{"--no-act", "--json", dev}})
 	if err != nil {
-		return nil, fmt.Errorf("probe: signatures of %s: %w", dev, err)
+		return nil, fmt.Errorf("signatures of %s: %w", dev, err)
 	}
 	return ParseWipefs(res.Stdout)
 }
