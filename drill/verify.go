@@ -15,9 +15,12 @@ const (
 	InventoryEnd   = "STRATA-INVENTORY-END"
 )
 
-// InventoryScript runs as root in the restored system and prints what Verify
-// compares with the profile. One line, so it can be typed on a serial console.
-const InventoryScript = `echo ` + InventoryBegin + `; lsblk -J -b -o NAME,PATH,TYPE,FSTYPE,UUID,LABEL,PARTUUID,PARTLABEL,SIZE,MOUNTPOINTS; echo ---; findmnt -J -o TARGET,SOURCE,FSTYPE,UUID,LABEL,OPTIONS; echo ---; if [ -d /sys/firmware/efi ]; then echo uefi; else echo bios; fi; echo ` + InventoryEnd
+// inventoryCommands print, in the restored system, what Verify compares with
+// the profile. One line, so it can be typed on a serial console.
+const inventoryCommands = `lsblk -J -b -o NAME,PATH,TYPE,FSTYPE,UUID,LABEL,PARTUUID,PARTLABEL,SIZE,MOUNTPOINTS; echo ---; findmnt -J -o TARGET,SOURCE,FSTYPE,UUID,LABEL,OPTIONS; echo ---; if [ -d /sys/firmware/efi ]; then echo uefi; else echo bios; fi`
+
+// InventoryScript is the inventory with its markers, for running by hand.
+const InventoryScript = `echo ` + InventoryBegin + `; ` + inventoryCommands + `; echo ` + InventoryEnd
 
 // BlockDev is one node of lsblk's tree, flattened.
 type BlockDev struct {

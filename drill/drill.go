@@ -1,0 +1,425 @@
+// Package drill rehearses a restore in QEMU: it serves an adapted copy of the
+// profile and a base image, boots the live image against blank virtual disks,
+// lets strata restore unattended, boots the restored disks alone through the
+// profile's firmware, unlocks them, logs in, and verifies the result against
+// the profile. Every phase has a deadline; every failure names its phase and
+// shows the last console lines; every console log is kept.
+package drill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/stratahq/strata/profile"
+	"github.com/stratahq/strata/qemu-tests/vm"
+	"github.com/stratahq/strata/serve"
+)
+
+// Options configure a drill.
+type Options struct {
+	Profile string // the host profile to rehearse
+	// DiskSizes overrides a disk's size (profile disk name → bytes), to
+	// rehearse a move to a smaller or larger disk.
+	DiskSizes map[string]int64
+	// Firmware is "auto" (from the profile's bootloader), "bios" or "uefi".
+	Firmware string
+	// Kernel and Initrd are the live image.
+	Kernel, Initrd string
+	// SystemImage replaces the profile's system.image with a local archive
+	// (and its sha256); the drill serves it.
+	SystemImage string
+	// WorkDir holds the disks, the served directory, the logs and the report.
+	WorkDir string
+	// Passphrase is given to every LUKS volume for the drill.
+	Passphrase string
+	// Login is "user:password" for the checks in the restored system.
+	Login string
+	// Extra kernel parameters for the live system (e.g. strata.log=debug).
+	LiveAppend string
+	Timeouts   Timeouts
+	Log        func(format string, args ...any)
+}
+
+// Timeouts bound each phase (TCG defaults; KVM users can shorten them).
+type Timeouts struct {
+	LiveBoot, Restore, Reboot, Checks time.Duration
+}
+
+func (t *Timeouts) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&t.LiveBoot, 3*time.Minute)
+	def(&t.Restore, 30*time.Minute)
+	def(&t.Reboot, 8*time.Minute)
+	def(&t.Checks, 3*time.Minute)
+}
+
+// Phase is one stage of the drill.
+type Phase struct {
+	Name    string  `json:"name"`
+	Pass    bool    `json:"pass"`
+	Seconds float64 `json:"seconds"`
+	Error   string  `json:"error,omitempty"`
+	Log     string  `json:"console_log,omitempty"`
+	Tail    string  `json:"last_console_lines,omitempty"`
+}
+
+// Report is the drill's outcome.
+type Report struct {
+	Profile  string  `json:"profile"`
+	Host     string  `json:"host"`
+	Firmware string  `json:"firmware"`
+	Disks    []Disk  `json:"disks"`
+	Pass     bool    `json:"pass"`
+	Seconds  float64 `json:"seconds"`
+	Phases   []Phase `json:"phases"`
+	Checks   []Check `json:"checks"`
+	WorkDir  string  `json:"work_dir"`
+}
+
+// Disk is a blank virtual disk the drill restores onto.
+type Disk struct {
+	Name   string `json:"name"`
+	Device string `json:"device"`
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`
+}
+
+// Run performs the drill. The error is for bad options only; everything that
+// goes wrong in the drill itself is a failed phase in the report.
+func Run(ctx context.Context, opt Options) (*Report, error) {
+	if opt.Profile == "" || opt.Kernel == "" || opt.Initrd == "" {
+		return nil, errors.New("drill: profile, kernel and initrd are required")
+	}
+	opt.Timeouts.defaults()
+	if opt.Passphrase == "" {
+		opt.Passphrase = "strata-drill"
+	}
+	if opt.Login == "" {
+		opt.Login = "root:strata"
+	}
+	if opt.Log == nil {
+		opt.Log = func(string, ...any) {}
+	}
+	if opt.WorkDir == "" {
+		d, err := os.MkdirTemp("", "strata-drill-")
+		if err != nil {
+			return nil, fmt.Errorf("drill: %w", err)
+		}
+		opt.WorkDir = d
+	}
+	rep := &Report{Profile: opt.Profile, WorkDir: opt.WorkDir}
+	start := time.Now()
+	defer func() { rep.Seconds = time.Since(start).Seconds() }()
+	d := &drill{opt: opt, rep: rep}
+	d.run(ctx)
+	rep.Pass = len(rep.Phases) > 0
+	for _, ph := range rep.Phases {
+		rep.Pass = rep.Pass && ph.Pass
+	}
+	for _, c := range rep.Checks {
+		rep.Pass = rep.Pass && c.Pass
+	}
+	return rep, nil
+}
+
+type drill struct {
+	opt     Options
+	rep     *Report
+	p       *profile.Profile
+	name    string // profile name on the file server
+	url     string // the file server as the guest sees it
+	logDir  string
+	stopSrv func()
+}
+
+// phase runs fn as a named phase; it returns false when the phase failed.
+func (d *drill) phase(name string, fn func(ph *Phase) error) bool {
+	d.opt.Log("drill: %s ...", name)
+	ph := Phase{Name: name}
+	start := time.Now()
+	err := fn(&ph)
+	ph.Seconds = time.Since(start).Seconds()
+	ph.Pass = err == nil
+	if err != nil {
+		ph.Error = err.Error()
+	}
+	d.rep.Phases = append(d.rep.Phases, ph)
+	d.opt.Log("drill: %s: %s (%.0f s)", name, map[bool]string{true: "PASS", false: "FAIL"}[ph.Pass], ph.Seconds)
+	return ph.Pass
+}
+
+func (d *drill) run(ctx context.Context) {
+	defer func() {
+		if d.stopSrv != nil {
+			d.stopSrv()
+		}
+	}()
+	if !d.phase("prepare", func(*Phase) error { return d.prepare() }) {
+		return
+	}
+	if !d.phase("live boot and restore", func(ph *Phase) error { return d.restore(ctx, ph) }) {
+		return
+	}
+	if d.p.System == nil || d.p.Bootloader == nil {
+		return // nothing that boots by itself: the restore of the layout is the drill
+	}
+	var v *vm.VM
+	if !d.phase("boot restored disks", func(ph *Phase) (err error) { v, err = d.reboot(ctx, ph); return err }) {
+		return
+	}
+	d.phase("checks", func(ph *Phase) error { return d.checks(v, ph) })
+}
+
+// prepare adapts the profile for the drill, serves it with the base image,
+// and creates the blank disks.
+func (d *drill) prepare() error {
+	p, err := profile.Load(d.opt.Profile)
+	if err != nil {
+		return fmt.Errorf("profile %s: %w", d.opt.Profile, err)
+	}
+	d.p = p
+	d.rep.Host = p.Host.Name
+	d.name = p.Host.Name
+	d.logDir = filepath.Join(d.opt.WorkDir, "logs")
+	srvDir := filepath.Join(d.opt.WorkDir, "server")
+	for _, dir := range []string{d.logDir, filepath.Join(srvDir, "profiles"), filepath.Join(srvDir, "images")} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	d.rep.Firmware = d.firmware()
+	// The drill's own passphrase, image and serial console; everything else as the user wrote it.
+	for i := range p.LUKS {
+		p.LUKS[i].Key = profile.Key{Literal: d.opt.Passphrase}
+	}
+	if p.System != nil {
+		if d.opt.SystemImage == "" {
+			return errors.New("the profile has a system: give a base image to serve (--system-image)")
+		}
+		img, sum, err := localImage(d.opt.SystemImage)
+		if err != nil {
+			return err
+		}
+		if err := os.Symlink(img, filepath.Join(srvDir, "images", filepath.Base(img))); err != nil {
+			return err
+		}
+		p.System.Image = profile.Image{URL: "images/" + filepath.Base(img), SHA256: sum}
+	}
+	if p.Bootloader != nil {
+		p.Bootloader.Cmdline = strings.TrimSpace(p.Bootloader.Cmdline + " console=ttyS0,115200")
+	}
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("adapted profile: %w", err)
+	}
+	if err := p.Save(filepath.Join(srvDir, "profiles", d.name+".yaml")); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("file server: %w", err)
+	}
+	srv := &http.Server{Handler: serve.Handler(srvDir, d.opt.Log), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	d.stopSrv = func() { srv.Close() }
+	d.url = fmt.Sprintf("http://10.0.2.2:%d", ln.Addr().(*net.TCPAddr).Port) // QEMU user-net's view of the host
+	for i, disk := range p.Disks {
+		size, err := d.diskSize(disk)
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(d.opt.WorkDir, "disk-"+disk.Name+".img")
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		err = f.Truncate(size) // sparse: a blank disk costs nothing
+		f.Close()
+		if err != nil {
+			return err
+		}
+		d.rep.Disks = append(d.rep.Disks, Disk{Name: disk.Name, Device: "/dev/vd" + string(rune('a'+i)), Path: path, Size: size})
+	}
+	return nil
+}
+
+// diskSize is the size given on the command line, or the smallest disk the
+// selector allows, or what the layout needs plus room for the base system.
+func (d *drill) diskSize(disk profile.Disk) (int64, error) {
+	if s, ok := d.opt.DiskSizes[disk.Name]; ok {
+		return s, nil
+	}
+	if disk.Select.MinSize.IsAbsolute() {
+		return disk.Select.MinSize.Bytes, nil
+	}
+	var reqs []profile.Request
+	for _, pt := range disk.Partitions {
+		reqs = append(reqs, profile.Request{Name: pt.Name, Size: pt.Size, Min: pt.MinSize, Max: pt.MaxSize})
+	}
+	need, err := profile.MinimumFit(reqs, 1<<20)
+	if err != nil {
+		return 0, fmt.Errorf("disk %s: %w", disk.Name, err)
+	}
+	return max(need+profile.DiskOverhead(&disk), 8<<30), nil
+}
+
+func (d *drill) firmware() string {
+	switch d.opt.Firmware {
+	case "bios", "uefi":
+		return d.opt.Firmware
+	}
+	if b := d.p.Bootloader; b != nil && b.Type != "grub-bios" {
+		return "uefi"
+	}
+	return "bios"
+}
+
+func (d *drill) vmDisks() []vm.Disk {
+	var out []vm.Disk
+	for i, disk := range d.rep.Disks {
+		out = append(out, vm.Disk{Path: disk.Path, Serial: "strata-" + disk.Name, Boot: i == 0})
+	}
+	return out
+}
+
+func (d *drill) fw() vm.Firmware {
+	if d.rep.Firmware == "uefi" {
+		return vm.UEFI
+	}
+	return vm.BIOS
+}
+
+// Console markers the live system prints around an unattended restore.
+var (
+	readyRE   = `STRATA READY`
+	restoreRE = `STRATA RESTORE (OK|FAILED)[^\r\n]*`
+)
+
+func (d *drill) restore(ctx context.Context, ph *Phase) error {
+	var mapping []string
+	for _, disk := range d.rep.Disks {
+		mapping = append(mapping, disk.Name+"="+disk.Device)
+	}
+	appendLine := strings.Join([]string{
+		"console=ttyS0,115200", "strata.server=" + d.url, "strata.profile=" + d.name,
+		"strata.disk=" + strings.Join(mapping, ","), "strata.yes", "strata.done=poweroff", d.opt.LiveAppend,
+	}, " ")
+	v, err := vm.Start(ctx, vm.Config{
+		Name: "drill-" + d.name + "-live", Firmware: d.fw(), Kernel: d.opt.Kernel, Initrd: d.opt.Initrd,
+		Append: appendLine, Disks: d.vmDisks(), Net: &vm.Net{}, MemoryMB: 2048, LogDir: d.logDir,
+		Timeout: d.opt.Timeouts.LiveBoot + d.opt.Timeouts.Restore,
+	})
+	if err != nil {
+		return err
+	}
+	defer v.Kill()
+	ph.Log = v.LogPath()
+	fail := func(err error) error { ph.Tail = v.Tail(40); return err }
+	if _, err := v.Expect(readyRE, d.opt.Timeouts.LiveBoot); err != nil {
+		return fail(fmt.Errorf("the live system did not come up: %w", err))
+	}
+	m, err := v.Expect(restoreRE, d.opt.Timeouts.Restore)
+	if err != nil {
+		return fail(fmt.Errorf("the restore did not finish: %w", err))
+	}
+	if m[1] != "OK" {
+		return fail(fmt.Errorf("the restore failed: %s", strings.TrimSpace(m[0])))
+	}
+	if err := v.Wait(2 * time.Minute); err != nil {
+		return fail(fmt.Errorf("the live system did not power off after the restore: %w", err))
+	}
+	return nil
+}
+
+var unlockRE = `(Please unlock disk \S+|Enter passphrase for \S+)`
+
+func (d *drill) reboot(ctx context.Context, ph *Phase) (*vm.VM, error) {
+	v, err := vm.Start(ctx, vm.Config{
+		Name: "drill-" + d.name + "-restored", Firmware: d.fw(), Disks: d.vmDisks(), Net: &vm.Net{},
+		MemoryMB: 2048, LogDir: d.logDir, Timeout: d.opt.Timeouts.Reboot + d.opt.Timeouts.Checks,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ph.Log = v.LogPath()
+	fail := func(err error) (*vm.VM, error) { ph.Tail = v.Tail(40); v.Kill(); return nil, err }
+	deadline := time.Now().Add(d.opt.Timeouts.Reboot)
+	for range d.p.LUKS {
+		if _, err := v.Expect(unlockRE+`|login:`, time.Until(deadline)); err != nil {
+			return fail(fmt.Errorf("no LUKS passphrase prompt: %w", err))
+		}
+		if err := v.Send(d.opt.Passphrase + "\n"); err != nil {
+			return fail(err)
+		}
+	}
+	if _, err := v.Expect(`login:`, time.Until(deadline)); err != nil {
+		return fail(fmt.Errorf("the restored system did not reach a login prompt: %w", err))
+	}
+	return v, nil
+}
+
+func (d *drill) checks(v *vm.VM, ph *Phase) error {
+	defer v.Kill()
+	ph.Log = v.LogPath()
+	fail := func(err error) error { ph.Tail = v.Tail(40); return err }
+	user, pass, _ := strings.Cut(d.opt.Login, ":")
+	steps := []struct{ send, expect string }{
+		{user + "\n", `Password:`},
+		{pass + "\n", `# $|# \S*$|:~# `},
+		// The markers are built by the shell, so the echoed command line never matches them.
+		{"M=STRATA-INVENTORY; echo $M-BEGIN; " + inventoryCommands + "; echo $M-END\n", `(?m)^` + InventoryEnd},
+	}
+	for _, s := range steps {
+		if err := v.Send(s.send); err != nil {
+			return fail(err)
+		}
+		if _, err := v.Expect(s.expect, d.opt.Timeouts.Checks); err != nil {
+			return fail(fmt.Errorf("login and inventory: %w", err))
+		}
+	}
+	inv, err := ParseInventory(v.Console().Output())
+	if err != nil {
+		return fail(err)
+	}
+	d.rep.Checks = Verify(d.p, inv)
+	_ = v.Send("poweroff\n")
+	_ = v.Wait(time.Minute)
+	var failed []string
+	for _, c := range d.rep.Checks {
+		if !c.Pass {
+			failed = append(failed, c.Name)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d checks failed: %s", len(failed), strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// localImage resolves an archive and its sha256 (from FILE.sha256 when present).
+func localImage(path string) (string, string, error) {
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", "", fmt.Errorf("base image: %w", err)
+	}
+	b, err := os.ReadFile(real + ".sha256")
+	if err != nil {
+		return "", "", fmt.Errorf("base image %s: no %s.sha256 beside it (sha256sum FILE > FILE.sha256)", path, filepath.Base(real))
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 || !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(f[0]) {
+		return "", "", fmt.Errorf("base image %s: %s.sha256 holds no checksum", path, filepath.Base(real))
+	}
+	return real, f[0], nil
+}
