@@ -97,3 +97,27 @@ func TestParseInventoryErrors(t *testing.T) {
 		t.Error("broken JSON accepted")
 	}
 }
+
+func TestReportFormats(t *testing.T) {
+	rep := &Report{Profile: "examples/laptop-uefi.yaml", Host: "laptop", Firmware: "uefi", Seconds: 300,
+		Phases: []Phase{{Name: "prepare", Pass: true}, {Name: "boot restored disks", Error: "no LUKS passphrase prompt", Tail: "GRUB loading.\r\nerror: no such device", Log: "/tmp/x.log"}},
+		Checks: []Check{{Name: "mount /", Pass: true, Detail: "ext4"}}}
+	var b strings.Builder
+	rep.Text(&b)
+	for _, want := range []string{"FAIL in 300 s", "FAIL  boot restored disks", "no LUKS passphrase prompt", "| error: no such device", "log /tmp/x.log", "PASS  check mount /"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, b.String())
+		}
+	}
+	dir := t.TempDir()
+	if err := rep.WriteJUnit(dir + "/r.xml"); err != nil {
+		t.Fatal(err)
+	}
+	x, _ := os.ReadFile(dir + "/r.xml")
+	if !strings.Contains(string(x), `tests="3" failures="1"`) || !strings.Contains(string(x), `message="no LUKS passphrase prompt"`) {
+		t.Errorf("junit:\n%s", x)
+	}
+	if err := rep.WriteJSON(dir + "/r.json"); err != nil {
+		t.Fatal(err)
+	}
+}
