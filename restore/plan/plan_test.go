@@ -1,0 +1,176 @@
+package plan
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stratahq/strata/profile"
+	"github.com/stratahq/strata/restore/probe"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// Fake machines: the probe results a QEMU guest would give.
+
+func virtio(name string, size int64) probe.Disk {
+	return probe.Disk{Name: name, Path: "/dev/" + name, Size: size, LogicalSectorSize: 512, PhysicalSectorSize: 512,
+		Transport: "virtio", Serial: "strata-" + name, ByID: []string{"virtio-strata-" + name},
+		ByPath: []string{"pci-0000:00:0" + fmt.Sprint(4+int(name[2]-'a')) + ".0"}}
+}
+
+func scsi(name string, tgt int, size int64) probe.Disk {
+	return probe.Disk{Name: name, Path: "/dev/" + name, Size: size, LogicalSectorSize: 512, PhysicalSectorSize: 512,
+		Transport: "scsi", Vendor: "QEMU", Model: "QEMU HARDDISK", Serial: fmt.Sprintf("drive-scsi0-0-%d-0", tgt),
+		ByID:   []string{fmt.Sprintf("scsi-0QEMU_QEMU_HARDDISK_drive-scsi0-0-%d-0", tgt)},
+		ByPath: []string{fmt.Sprintf("pci-0000:00:05.0-scsi-0:0:%d:0", tgt)}}
+}
+
+// liveStick is the USB stick strata booted from: never a target.
+var liveStick = probe.Disk{Name: "sdz", Path: "/dev/sdz", Size: 8 * gib, LogicalSectorSize: 512, PhysicalSectorSize: 512,
+	Transport: "usb", Removable: true, LiveMedium: true, Model: "Cruzer Blade", Serial: "4C530001"}
+
+func load(t *testing.T, name string) *profile.Profile {
+	t.Helper()
+	p, err := profile.Load(filepath.Join("..", "..", "examples", name+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func golden(t *testing.T, file, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", file)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./restore/plan -update to create it)", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s differs (run with -update after checking the change):\n--- got\n%s", path, got)
+	}
+}
+
+type planCase struct {
+	name    string
+	example string
+	disks   []probe.Disk
+	opts    Options
+	wantErr bool
+}
+
+func cases() []planCase {
+	const GB = 1000 * 1000 * 1000
+	withStick := func(d ...probe.Disk) []probe.Disk { return append(d, liveStick) }
+	return []planCase{
+		{name: "equal", example: "laptop-uefi", disks: withStick(virtio("vda", 8*gib))},
+		{name: "larger", example: "laptop-uefi", disks: withStick(virtio("vda", 500*GB))},
+		{name: "smaller", example: "laptop-uefi", disks: withStick(virtio("vda", 6*gib)), opts: Options{Disks: map[string]string{"main": "/dev/vda"}}},
+		{name: "too-small", example: "laptop-uefi", disks: withStick(virtio("vda", 1*gib)), opts: Options{Disks: map[string]string{"main": "/dev/vda"}}, wantErr: true},
+		{name: "too-small-auto", example: "laptop-uefi", disks: withStick(virtio("vda", 4*gib)), wantErr: true},
+		{name: "lv-too-small", example: "laptop-uefi", disks: withStick(virtio("vda", 3*gib)), opts: Options{Disks: map[string]string{"main": "vda"}}, wantErr: true},
+
+		{name: "equal", example: "bios-msdos", disks: withStick(virtio("vda", 4*gib))},
+		{name: "larger", example: "bios-msdos", disks: withStick(virtio("vda", 120*GB))},
+		{name: "smaller", example: "bios-msdos", disks: withStick(virtio("vda", 2*gib)), opts: Options{Disks: map[string]string{"main": "/dev/vda"}}},
+		{name: "too-small", example: "bios-msdos", disks: withStick(virtio("vda", 2*mib)), opts: Options{Disks: map[string]string{"main": "/dev/vda"}}, wantErr: true},
+
+		{name: "equal", example: "btrfs-subvolumes", disks: withStick(scsi("sda", 0, 6*gib))},
+		{name: "larger", example: "btrfs-subvolumes", disks: withStick(scsi("sda", 0, 256*GB))},
+		{name: "smaller", example: "btrfs-subvolumes", disks: withStick(scsi("sda", 0, 2*gib)), opts: Options{Disks: map[string]string{"main": "sda"}}},
+		{name: "too-small", example: "btrfs-subvolumes", disks: withStick(scsi("sda", 0, 1*gib)), opts: Options{Disks: map[string]string{"main": "sda"}}, wantErr: true},
+		{name: "ambiguous", example: "btrfs-subvolumes", disks: withStick(scsi("sda", 0, 8*gib), scsi("sdb", 1, 8*gib)), wantErr: true},
+
+		{name: "equal", example: "server-raid1", disks: withStick(scsi("sda", 0, 6*gib), scsi("sdb", 1, 6*gib))},
+		{name: "larger", example: "server-raid1", disks: withStick(scsi("sda", 0, 2000*GB), scsi("sdb", 1, 2000*GB))},
+		{name: "smaller", example: "server-raid1", disks: withStick(scsi("sda", 0, 5*gib), scsi("sdb", 1, 5*gib)), opts: Options{Disks: map[string]string{"a": "sda", "b": "sdb"}}},
+		{name: "too-small", example: "server-raid1", disks: withStick(scsi("sda", 0, 3*gib), scsi("sdb", 1, 3*gib)), opts: Options{Disks: map[string]string{"a": "sda", "b": "sdb"}}, wantErr: true},
+		{name: "missing-disk", example: "server-raid1", disks: withStick(scsi("sda", 0, 6*gib)), wantErr: true},
+	}
+}
+
+// TestGoldenPlans plans every example on several disk sizes: table and JSON
+// golden files, or the error text when it cannot be done.
+func TestGoldenPlans(t *testing.T) {
+	for _, c := range cases() {
+		t.Run(c.example+"/"+c.name, func(t *testing.T) {
+			p := load(t, c.example)
+			pl, err := Build(p, c.disks, c.opts)
+			base := c.example + "/" + c.name
+			if c.wantErr {
+				if err == nil {
+					t.Fatalf("planned, want an error:\n%s", pl.Text())
+				}
+				golden(t, base+".err", err.Error()+"\n")
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, base+".txt", pl.Text())
+			js, err := pl.JSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, base+".json", string(js))
+			checkInvariants(t, pl)
+		})
+	}
+}
+
+// checkInvariants holds for every plan, whatever the golden files say.
+func checkInvariants(t *testing.T, pl *Plan) {
+	t.Helper()
+	seen := map[string]int{}
+	for i, s := range pl.Steps {
+		for _, a := range s.After {
+			j, ok := seen[a]
+			if !ok {
+				t.Errorf("step %s runs after %s, which does not come before it", s.ID, a)
+			}
+			_ = j
+		}
+		seen[s.ID] = i
+		for _, a := range s.Actions {
+			for _, w := range a.Run {
+				if strings.Contains(w, "passphrase") || strings.Contains(w, "test-only") {
+					t.Errorf("step %s: argv word %q looks like a secret", s.ID, w)
+				}
+			}
+		}
+	}
+	for _, d := range pl.Disks {
+		if d.Table == nil {
+			continue
+		}
+		var end int64
+		for _, pt := range d.Table.Partitions {
+			if pt.Start%mib != 0 || pt.Size%mib != 0 {
+				t.Errorf("%s partition %d not MiB-aligned: %d+%d", d.Name, pt.Number, pt.Start, pt.Size)
+			}
+			if pt.Start < end {
+				t.Errorf("%s partition %d overlaps the one before", d.Name, pt.Number)
+			}
+			end = pt.End()
+		}
+		tail := int64(0)
+		if d.Table.Type == "gpt" {
+			tail = 33 * 512 // backup header and entries
+		}
+		if end > d.Size-tail {
+			t.Errorf("%s: partitions end at %d, past %d (disk %d minus the GPT backup)", d.Name, end, d.Size-tail, d.Size)
+		}
+	}
+}
