@@ -148,29 +148,61 @@ func ipxeHost(h Host) string {
 	return b.String()
 }
 
+// grubNetEmbedded is the config inside the GRUB network loaders. A
+// standalone GRUB does not configure the network by itself, so it asks DHCP
+// again (net_bootp) and takes the TFTP server and its own boot file name
+// from the reply: the bundle is the directory above grub/. card is the
+// network driver module: efinet (UEFI) or pxe (BIOS).
+func grubNetEmbedded(card string) string {
+	return fmt.Sprintf(`insmod %s
+insmod all_video
+insmod regexp
+insmod eval
+insmod tftp
+net_bootp
+set strata_bf=
+for c in pxe efinet0 efinet1 efinet2 efinet3 efinet4 efinet5 efinet6 efinet7; do
+	eval "set strata_bf=\$net_${c}_dhcp_boot_file"
+	if [ -n "$strata_bf" ]; then
+		eval "set strata_srv=\$net_${c}_dhcp_next_server"
+		eval "set strata_mac=\$net_${c}_dhcp_mac"
+		break
+	fi
+done
+set strata_dir=
+regexp --set=1:strata_dir '^/?(.*)/grub/[^/]*$' "$strata_bf"
+if [ -n "$strata_dir" ]; then
+	set strata="(tftp,$strata_srv)/$strata_dir"
+else
+	set strata="(tftp,$strata_srv)"
+fi
+export strata
+export strata_mac
+echo "strata: bundle at $strata, MAC $strata_mac"
+configfile "$strata/grub/grub.cfg"
+`, card)
+}
+
 // grubNetConfig is grub/grub.cfg in the PXE bundle, for GRUB network boot
-// (grub/bootx64.efi, grub/core.0). GRUB has no per-MAC lookup of its own,
-// so the MAC is rewritten with dashes and hosts/<mac>.cfg sourced.
+// (grub/bootx64.efi, grub/core.0). $strata (the bundle) and $strata_mac come
+// from grubNetEmbedded. GRUB has no per-MAC lookup of its own, so the MAC is
+// rewritten with dashes and hosts/<mac>.cfg sourced.
 func grubNetConfig(appendArgs string) string {
-	return fmt.Sprintf(`# strata PXE: GRUB network boot config. $strata is the bundle's directory on
-# the TFTP server, derived from where GRUB itself was loaded. A machine's
-# settings live in hosts/<mac>.cfg (dashes, lower case), e.g.
-# hosts/52-54-00-12-34-56.cfg:
+	return fmt.Sprintf(`# strata PXE: GRUB network boot config. A machine's settings live in
+# hosts/<mac>.cfg (dashes, lower case), e.g. hosts/52-54-00-12-34-56.cfg:
 #   set profile=laptop
 #   set extra="strata.disk=auto strata.yes"
 serial --unit=0 --speed=115200
 terminal_input console serial
 terminal_output console serial
-regexp --set=1:strata '^(.*)/grub$' "$cmdpath"
 set profile=
 set extra=
-regexp --set=1:m1 --set=2:m2 --set=3:m3 --set=4:m4 --set=5:m5 --set=6:m6 '^(..):(..):(..):(..):(..):(..)$' "$net_default_mac"
+regexp --set=1:m1 --set=2:m2 --set=3:m3 --set=4:m4 --set=5:m5 --set=6:m6 '^(..):(..):(..):(..):(..):(..)$' "$strata_mac"
 set mac="${m1}-${m2}-${m3}-${m4}-${m5}-${m6}"
-if [ -f "$strata/hosts/${mac}.cfg" ]; then
-	source "$strata/hosts/${mac}.cfg"
-else
-	echo "strata: no hosts/${mac}.cfg, booting without a profile"
-fi
+# [ -f ] cannot see files over TFTP; a failed source is the test instead.
+set found=
+if source "$strata/hosts/${mac}.cfg"; then set found=yes; fi
+if [ -z "$found" ]; then echo "strata: no hosts/${mac}.cfg, booting without a profile"; fi
 set args="%[1]s BOOTIF=01-${mac}"
 if [ -n "$profile" ]; then set args="$args strata.profile=$profile"; fi
 if [ -n "$extra" ]; then set args="$args $extra"; fi

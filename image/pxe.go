@@ -20,8 +20,8 @@ const (
 
 // grubNetModules are the modules of the GRUB network loaders.
 var grubNetModules = []string{
-	"normal", "configfile", "linux", "echo", "test", "regexp", "net", "tftp",
-	"http", "serial", "terminal", "sleep", "reboot", "halt",
+	"normal", "configfile", "linux", "echo", "test", "regexp", "eval", "net", "tftp",
+	"http", "serial", "terminal", "sleep", "reboot", "halt", "all_video",
 }
 
 // PXE writes a network boot bundle into Options.Out: the kernel and
@@ -70,18 +70,14 @@ func PXE(ctx context.Context, o Options) error {
 			return fmt.Errorf("image: pxe: %w", err)
 		}
 	}
-	// GRUB finds grub.cfg next to itself ($cmdpath), wherever the bundle is.
-	embedded := "echo \"strata: GRUB loaded from $cmdpath\"\nconfigfile $cmdpath/grub.cfg\n"
-	loaders := []struct{ format, dir, out string }{
-		{"x86_64-efi", b.o.Loaders.GRUBEFI, PXEGRUBEFI},
-		{"i386-pc-pxe", b.o.Loaders.GRUBPC, PXEGRUBBIOS},
+	loaders := []struct{ format, dir, card, out string }{
+		{"x86_64-efi", b.o.Loaders.GRUBEFI, "efinet", PXEGRUBEFI},
+		{"i386-pc-pxe", b.o.Loaders.GRUBPC, "pxe", PXEGRUBBIOS},
 	}
 	for _, l := range loaders {
-		mods := append([]string{"efinet"}, grubNetModules...)
-		if l.format == "i386-pc-pxe" {
-			mods = append([]string{"pxe"}, grubNetModules...)
-		}
-		if err := b.grubStandalone(ctx, l.format, l.dir, filepath.Join(b.o.Out, filepath.FromSlash(l.out)), embedded, mods); err != nil {
+		out := filepath.Join(b.o.Out, filepath.FromSlash(l.out))
+		mods := append([]string{l.card}, grubNetModules...)
+		if err := b.grubStandalone(ctx, l.format, l.dir, out, grubNetEmbedded(l.card), mods); err != nil {
 			return err
 		}
 	}
