@@ -47,17 +47,17 @@ type Disk struct {
 
 // Device is one block device of the restored machine.
 type Device struct {
-	Ref      string `json:"ref"`  // profile reference: main/esp, cryptroot, md-boot, vg0, vg0/root
-	Kind     string `json:"kind"` // disk, partition, raid, luks, vg, lv
-	Path     string `json:"path"` // device node
-	Size     int64  `json:"size"` // bytes; for a VG its usable extents
-	Start    int64  `json:"start,omitempty"`
-	Type     string `json:"type,omitempty"` // partition type, raid level, luks2, LV type
-	UUID     string `json:"uuid,omitempty"`
-	UUIDFrom string `json:"uuid_from,omitempty"` // profile, derived (strata chose it), or "" (the tool chooses)
-	Label    string `json:"label,omitempty"`
-	Extents  int64  `json:"extents,omitempty"` // LVs and VGs
-	Keep     bool   `json:"keep,omitempty"`
+	Ref      string   `json:"ref"`  // profile reference: main/esp, cryptroot, md-boot, vg0, vg0/root
+	Kind     string   `json:"kind"` // disk, partition, raid, luks, vg, lv
+	Path     string   `json:"path"` // device node
+	Size     int64    `json:"size"` // bytes; for a VG its usable extents
+	Start    int64    `json:"start,omitempty"`
+	Type     string   `json:"type,omitempty"` // partition type, raid level, luks2, LV type
+	UUID     string   `json:"uuid,omitempty"`
+	UUIDFrom string   `json:"uuid_from,omitempty"` // profile, derived (strata chose it), or "" (the tool chooses)
+	Label    string   `json:"label,omitempty"`
+	Extents  int64    `json:"extents,omitempty"` // LVs and VGs
+	Keep     bool     `json:"keep,omitempty"`
 	On       []string `json:"on,omitempty"` // refs of the devices it is made of
 	// Filesystem on the device, if any.
 	FS *Filesystem `json:"filesystem,omitempty"`
