@@ -20,6 +20,7 @@ func Args(cfg Config, rt runtimePaths) ([]string, error) {
 	a := []string{
 		"-name", cfg.Name,
 		"-machine", cfg.Machine,
+		"-cpu", cfg.CPU,
 		"-m", strconv.Itoa(cfg.MemoryMB),
 		"-smp", strconv.Itoa(cfg.CPUs),
 		"-display", "none",

@@ -91,6 +91,10 @@ type Config struct {
 	Accel string
 	// Machine is QEMU's -machine type, "q35" by default.
 	Machine string
+	// CPU is QEMU's -cpu model, "max" by default: under TCG it emulates
+	// AES-NI, PCLMUL and SSE4.2, so the guest loads the same accelerated
+	// crypto modules as on real hardware.
+	CPU string
 	// NoReboot makes a guest reboot exit QEMU (like a poweroff).
 	NoReboot bool
 	// Serial1 attaches a second serial port (ttyS1) reachable with VM.Serial1.
@@ -269,6 +273,9 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.Machine == "" {
 		cfg.Machine = "q35"
+	}
+	if cfg.CPU == "" {
+		cfg.CPU = "max"
 	}
 	if cfg.LogDir == "" {
 		cfg.LogDir = DefaultLogDir()

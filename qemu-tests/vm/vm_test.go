@@ -32,7 +32,7 @@ func TestArgs(t *testing.T) {
 	}
 	s := strings.Join(got, " ")
 	for _, want := range []string{
-		"-machine q35 -m 2048 -smp 1 -display none -monitor none",
+		"-machine q35 -cpu max -m 2048 -smp 1 -display none -monitor none",
 		"-chardev stdio,id=con0,signal=off -serial chardev:con0",
 		"-accel kvm -accel tcg",
 		"-kernel /k -initrd /i -append console=ttyS0",
