@@ -375,10 +375,11 @@ func (b *builder) vgSteps(vg *profile.VolumeGroup) {
 			size = 0 // 100%FREE: whatever is left
 		}
 		if d.Keep {
+			// The LV that took the rest has whatever size the disks gave it.
 			id := "verify-lv:" + ref
 			b.add(Step{ID: id, Kind: KindVerifyLV, Ref: ref, Device: d.Path, After: deps,
 				Summary: "verify the kept logical volume " + ref,
-				Check:   Check{Kind: "lv", Name: ref, Size: d.Size, UUID: profileOnly(d), Text: fmt.Sprintf("%s exists with %s%s", ref, profile.HumanBytes(d.Size), idText(profileOnly(d)))}})
+				Check:   Check{Kind: "lv", Name: ref, Size: size, UUID: profileOnly(d), Text: ref + " exists" + sizeText(size) + idText(profileOnly(d))}})
 			lvIDs[lv.Name] = id
 			last = append(last, id)
 			continue
