@@ -1,0 +1,416 @@
+package live
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stratahq/strata/initramfs/manifest"
+	"github.com/stratahq/strata/internal/run"
+)
+
+// ReadyMarker starts the report; everything after it describes the machine.
+const ReadyMarker = "STRATA READY"
+
+// Session is what an unattended run gets to work with.
+type Session struct {
+	Params    Params
+	Inventory Inventory
+	Runner    run.Runner
+	Out       io.Writer // the console
+	Log       run.Logger
+}
+
+// Unattended runs the restore for an unattended boot (strata.server=...).
+// It is nil until the restore is wired in; Run then only prints the plan.
+// It must not write anything unless s.Params.Yes.
+var Unattended func(ctx context.Context, s *Session) error
+
+// Config configures Run.
+type Config struct {
+	// Cmdline is the kernel command line; default: /proc/cmdline.
+	Cmdline string
+	// Manifest is the image manifest; default manifest.Path.
+	Manifest string
+	// Out receives the report; default os.Stdout.
+	Out io.Writer
+	// System makes Run act as the image's uinit: mount /run, create
+	// directories, load modules, configure the network, start rescue
+	// shells, and never return (shell, reboot or poweroff at the end).
+	// Without it Run only reports, which is safe on any machine.
+	System bool
+	// Runner runs the tools; default run.Exec logging to the live log.
+	Runner run.Runner
+	// SysRoot is sysfs; default /sys.
+	SysRoot string
+}
+
+// LogPath is the live environment's log: every command strata ran.
+const LogPath = "/run/strata/live.log"
+
+// Run is `strata live`.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Out == nil {
+		cfg.Out = os.Stdout
+	}
+	if cfg.Manifest == "" {
+		cfg.Manifest = manifest.Path
+	}
+	if cfg.SysRoot == "" {
+		cfg.SysRoot = "/sys"
+	}
+	out := cfg.Out
+	start := time.Now()
+	var setupErrs []string
+	if cfg.System {
+		setupErrs = append(setupErrs, prepareFS()...)
+	}
+	if cfg.Cmdline == "" {
+		b, err := os.ReadFile("/proc/cmdline")
+		if err != nil {
+			return fmt.Errorf("live: %w", err)
+		}
+		cfg.Cmdline = string(b)
+	}
+	params, perr := ParseCmdline(cfg.Cmdline)
+
+	logf := openLog(out, params.Debug, cfg.System)
+	if cfg.Runner == nil {
+		cfg.Runner = run.Exec{Log: logf}
+	}
+	man, merr := manifest.Read(cfg.Manifest)
+	if merr != nil {
+		setupErrs = append(setupErrs, merr.Error())
+	}
+
+	var modRep *ModuleReport
+	if cfg.System && man != nil {
+		t := time.Now()
+		r := LoadModules(man, "/lib/modules", params.ModuleParams)
+		modRep = &r
+		logf("live: modules: %d loaded, %d already present, %d failed in %s", r.Loaded, r.Already, len(r.Failed), time.Since(t).Round(time.Millisecond))
+	}
+	console := ""
+	if cfg.System {
+		console = conversationConsole(params.Console, cfg.SysRoot)
+		for _, tty := range params.Rescue {
+			if tty != console {
+				go rescueShell(tty, logf)
+			}
+		}
+	}
+
+	nics, _ := ReadNICs(cfg.SysRoot, nil)
+	var names []string
+	for _, n := range nics {
+		names = append(names, n.Name)
+	}
+	var netErr error
+	if cfg.System {
+		if plan, err := PlanNetwork(params.Net, names); err != nil {
+			netErr = err
+		} else {
+			netErr = ApplyNetwork(ctx, cfg.Runner, plan)
+		}
+	}
+
+	var inv Inventory
+	var invErrs []string
+	var err error
+	if inv.Disks, err = ReadDisks(cfg.SysRoot); err != nil {
+		invErrs = append(invErrs, err.Error())
+	}
+	if inv.NICs, err = ReadNICs(cfg.SysRoot, HostAddrs); err != nil {
+		invErrs = append(invErrs, err.Error())
+	}
+	var tools []ToolResult
+	if man != nil {
+		tools = CheckTools(ctx, cfg.Runner, man.Tools)
+	}
+
+	// The report: one marker line, then facts, one per line.
+	fmt.Fprintln(out, ReadyMarker)
+	WriteInventory(out, inv)
+	if modRep != nil {
+		fmt.Fprintf(out, "modules %d loaded, %d already present, %d not for this machine, %d failed\n", modRep.Loaded, modRep.Already, len(modRep.NoDev), len(modRep.Failed))
+		if len(modRep.NoDev) > 0 {
+			fmt.Fprintf(out, "modules not for this machine (no device or CPU feature): %s\n", strings.Join(modRep.NoDev, " "))
+		}
+		for _, f := range modRep.Failed {
+			fmt.Fprintf(out, "module FAIL: %s\n", f)
+		}
+	}
+	if man != nil && len(man.MissingModules) > 0 {
+		fmt.Fprintf(out, "modules not in this kernel: %s\n", strings.Join(man.MissingModules, " "))
+	}
+	failed := WriteToolResults(out, tools)
+	for _, e := range append(append(setupErrs, invErrs...), errString(netErr)...) {
+		fmt.Fprintf(out, "warning: %s\n", e)
+	}
+	nmods := 0
+	if man != nil {
+		nmods = len(man.Modules)
+	}
+	fmt.Fprintf(out, "summary: %d disks, %d nics, %d/%d tools ok, %d modules, ready after %s\n",
+		len(inv.Disks), len(inv.NICs), len(tools)-failed, len(tools), nmods, time.Since(start).Round(10*time.Millisecond))
+
+	sess := &Session{Params: params, Inventory: inv, Runner: cfg.Runner, Out: out, Log: logf}
+	done := "shell"
+	switch {
+	case perr != nil:
+		fmt.Fprintf(out, "strata: kernel command line errors (nothing will run unattended):\n")
+		for _, l := range strings.Split(perr.Error(), "\n") {
+			fmt.Fprintf(out, "  %s\n", l)
+		}
+	case params.Unattended():
+		WritePlan(out, params)
+		switch {
+		case Unattended == nil:
+			fmt.Fprintln(out, "restore: not available in this build yet; nothing was written")
+		case failed > 0:
+			fmt.Fprintf(out, "restore: not started: %d tools fail to run\n", failed)
+		default:
+			if err := Unattended(ctx, sess); err != nil {
+				fmt.Fprintf(out, "restore: FAILED: %v\n", err)
+			} else {
+				fmt.Fprintln(out, "restore: done")
+				done = params.Done
+			}
+		}
+	default:
+		fmt.Fprintln(out, "strata: no strata.server on the kernel command line: nothing to do unattended.")
+		fmt.Fprintln(out, "strata: the restore wizard is not available yet; here is a shell.")
+	}
+	if !cfg.System {
+		if perr != nil {
+			return fmt.Errorf("live: %w", perr)
+		}
+		return nil
+	}
+	finish(done, console, params.Rescue, logf, out)
+	return nil
+}
+
+func errString(err error) []string {
+	if err == nil {
+		return nil
+	}
+	return []string{err.Error()}
+}
+
+// WritePlan prints what an unattended run is going to do.
+func WritePlan(w io.Writer, p Params) {
+	fmt.Fprintln(w, "plan: unattended restore")
+	fmt.Fprintf(w, "  server:  %s\n", p.Server)
+	if p.Profile == "auto" {
+		fmt.Fprintln(w, "  profile: auto (match this machine's MAC addresses and DMI data)")
+	} else {
+		fmt.Fprintf(w, "  profile: %s\n", p.Profile)
+	}
+	if p.DiskAuto {
+		fmt.Fprintln(w, "  disks:   auto (match the profile's disks by serial, size and model)")
+	} else {
+		names := make([]string, 0, len(p.Disks))
+		for n := range p.Disks {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			fmt.Fprintf(w, "  disk:    %s = %s\n", n, p.Disks[n])
+		}
+	}
+	if p.Yes {
+		fmt.Fprintln(w, "  confirm: strata.yes given: the target disks will be erased")
+	} else {
+		fmt.Fprintln(w, "  confirm: missing: nothing is written without strata.yes")
+	}
+	fmt.Fprintf(w, "  then:    %s\n", p.Done)
+}
+
+// openLog returns a logger writing to LogPath (in the image) and, with
+// strata.log=debug, to the console too.
+func openLog(console io.Writer, debug, system bool) run.Logger {
+	var mu sync.Mutex
+	var file io.Writer = io.Discard
+	if system {
+		if f, err := os.OpenFile(LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err == nil {
+			file = f
+		}
+	}
+	return func(format string, args ...any) {
+		line := time.Now().Format("15:04:05.000 ") + fmt.Sprintf(format, args...) + "\n"
+		mu.Lock()
+		defer mu.Unlock()
+		_, _ = io.WriteString(file, line)
+		if debug {
+			_, _ = io.WriteString(console, line)
+		}
+	}
+}
+
+// prepareFS creates what the tools expect of a running system: a tmpfs /run
+// (cryptsetup's and LVM's locks, mdadm's map), /var/run and /var/lock,
+// /dev/fd, /etc/mtab and a home directory.
+func prepareFS() []string {
+	var errs []string
+	if !isMountPoint("/run") {
+		_ = os.MkdirAll("/run", 0o755)
+		if err := unix.Mount("tmpfs", "/run", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+			errs = append(errs, fmt.Sprintf("mount /run: %v", err))
+		}
+	}
+	for _, d := range []string{"/run/lock", "/run/lock/lvm", "/run/lvm", "/run/cryptsetup", "/run/mdadm", "/run/strata", "/root", "/mnt", "/var/lib", "/var/tmp", "/tmp"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	for link, target := range map[string]string{
+		"/var/run": "/run", "/var/lock": "/run/lock", "/etc/mtab": "/proc/self/mounts",
+		"/dev/fd": "/proc/self/fd", "/dev/stdin": "/proc/self/fd/0", "/dev/stdout": "/proc/self/fd/1", "/dev/stderr": "/proc/self/fd/2",
+	} {
+		if _, err := os.Lstat(link); err == nil {
+			continue
+		}
+		if err := os.Symlink(target, link); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	os.Setenv("HOME", "/root")
+	if os.Getenv("TERM") == "" {
+		os.Setenv("TERM", "linux")
+	}
+	return errs
+}
+
+func isMountPoint(p string) bool {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 1 && f[1] == p {
+			return true
+		}
+	}
+	return false
+}
+
+// conversationConsole is the terminal strata talks on: strata.console, else
+// the kernel's console (the last console= is /dev/console; tty0 means the
+// foreground virtual terminal, tty1 at boot).
+func conversationConsole(param, sysRoot string) string {
+	if param != "" {
+		return param
+	}
+	return activeConsole(readTrim(filepath.Join(sysRoot, "class", "tty", "console", "active")))
+}
+
+// activeConsole picks /dev/console's device from sysfs' "active" list
+// (its last entry).
+func activeConsole(active string) string {
+	f := strings.Fields(active)
+	if len(f) == 0 {
+		return "console"
+	}
+	c := f[len(f)-1]
+	if c == "tty0" {
+		return "tty1"
+	}
+	return c
+}
+
+// rescueShell keeps a shell running on tty, restarting it when it exits.
+func rescueShell(tty string, logf run.Logger) {
+	banner := fmt.Sprintf("\r\nstrata live rescue shell on %s (log: %s)\r\n", tty, LogPath)
+	if err := shellLoop(tty, banner, logf); err != nil {
+		logf("live: no rescue shell on %s: %v", tty, err)
+	}
+}
+
+// shellLoop runs /bin/sh on tty until it cannot be opened; a shell that
+// exits immediately is restarted with growing delay.
+func shellLoop(tty, banner string, logf run.Logger) error {
+	delay := time.Second
+	for {
+		t0 := time.Now()
+		if err := runShell(tty, banner); err != nil {
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) {
+				return err
+			}
+		}
+		logf("live: shell on %s exited after %s", tty, time.Since(t0).Round(time.Second))
+		if time.Since(t0) > 10*time.Second {
+			delay = time.Second
+		} else if delay < 30*time.Second {
+			delay *= 2
+		}
+		time.Sleep(delay)
+	}
+}
+
+func runShell(tty, banner string) error {
+	dev := "/dev/" + tty
+	f, err := os.OpenFile(dev, os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.WriteString(banner); err != nil {
+		return err // e.g. ttyS1 without a UART behind it: EIO
+	}
+	cmd := exec.Command("/bin/sh")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = f, f, f
+	cmd.Dir = "/root"
+	cmd.Env = append(os.Environ(), "TERM="+termFor(tty))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	return cmd.Run()
+}
+
+// termFor is TERM for a shell on tty. Serial lines get "screen", a
+// vt100-like terminal for which gosh's line editor (termenv v0.15) does not
+// query colours: it would send OSC 10/11 + DSR and wait 5 s per query for
+// answers a serial console or an expect script never sends, eating the
+// first keystrokes.
+func termFor(tty string) string {
+	if strings.HasPrefix(tty, "tty") && len(tty) > 3 && tty[3] >= '0' && tty[3] <= '9' {
+		return "linux"
+	}
+	return "screen"
+}
+
+// finish ends the live run: a shell on the conversation console, or a
+// reboot or poweroff after a successful unattended run.
+func finish(done, console string, rescue []string, logf run.Logger, out io.Writer) {
+	switch done {
+	case "reboot", "poweroff":
+		fmt.Fprintf(out, "strata: %s\n", done)
+		unix.Sync()
+		cmd := unix.LINUX_REBOOT_CMD_RESTART
+		if done == "poweroff" {
+			cmd = unix.LINUX_REBOOT_CMD_POWER_OFF
+		}
+		if err := unix.Reboot(cmd); err != nil {
+			fmt.Fprintf(out, "strata: %s: %v\n", done, err)
+		}
+	}
+	others := ""
+	if len(rescue) > 0 {
+		others = " (rescue shells: " + strings.Join(rescue, ", ") + ")"
+	}
+	banner := fmt.Sprintf("strata live shell on %s%s\r\n", console, others)
+	if err := shellLoop(console, banner, logf); err != nil {
+		fmt.Fprintf(out, "strata: no shell on %s: %v; leaving it to init\n", console, err)
+	}
+}
