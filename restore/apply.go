@@ -10,7 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/stratahq/strata/internal/run"
+	"github.com/stratahq/strata/restore/argv"
 	"github.com/stratahq/strata/restore/plan"
 	"github.com/stratahq/strata/restore/probe"
 	"github.com/stratahq/strata/restore/table"
@@ -31,6 +34,8 @@ type Options struct {
 	WaitTimeout time.Duration
 	// MountInfo is read by the mount checks (default /proc/self/mountinfo).
 	MountInfo string
+	// SysRoot is where sysfs is (default /sys).
+	SysRoot string
 	// Probe re-reads the disks for the release check (default probe.Disks).
 	Probe func(ctx context.Context) ([]probe.Disk, error)
 	// Journal is the file recording finished steps (default
@@ -81,6 +86,9 @@ func Apply(ctx context.Context, p *plan.Plan, r run.Runner, events Handler, o Op
 	}
 	if o.MountInfo == "" {
 		o.MountInfo = "/proc/self/mountinfo"
+	}
+	if o.SysRoot == "" {
+		o.SysRoot = "/sys"
 	}
 	if o.Probe == nil {
 		o.Probe = func(ctx context.Context) ([]probe.Disk, error) { return probe.Disks(ctx, probe.Options{}) }
@@ -247,6 +255,12 @@ func (a *applier) action(ctx context.Context, s *plan.Step, act plan.Action) err
 		return os.MkdirAll(act.Mkdir, 0o755)
 	case act.WriteTable != "":
 		return a.writeTable(s, act.WriteTable)
+	case act.Reread != "":
+		var parts []string
+		for _, w := range s.Actions {
+			parts = append(parts, w.Wait...)
+		}
+		return a.reread(ctx, act.Reread, parts)
 	case act.Wait != nil:
 		a.log("waiting for %s", strings.Join(act.Wait, " "))
 		return a.o.Wait(ctx, act.Wait)
@@ -290,6 +304,40 @@ func (a *applier) writeTable(s *plan.Step, dev string) error {
 		}
 	}
 	return f.Close()
+}
+
+// reread makes the kernel read dev's new table: BLKRRPART, else partx.
+// BLKRRPART can succeed and still add nothing (measured on loop devices of
+// a 6.18 kernel), so the kernel's partitions are checked in sysfs.
+func (a *applier) reread(ctx context.Context, dev string, parts []string) error {
+	f, err := a.o.Open(dev, false)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", dev, err)
+	}
+	var ioErr error = errors.New("not a device")
+	if osf, ok := f.(*os.File); ok {
+		ioErr = unix.IoctlSetInt(int(osf.Fd()), unix.BLKRRPART, 0)
+	}
+	f.Close()
+	if ioErr == nil {
+		var missing []string
+		for _, p := range parts {
+			if _, err := os.Stat(filepath.Join(a.o.SysRoot, "class", "block", filepath.Base(p))); err != nil {
+				missing = append(missing, filepath.Base(p))
+			}
+		}
+		if len(missing) == 0 {
+			a.log("the kernel re-read the table of %s (BLKRRPART)", dev)
+			return nil
+		}
+		ioErr = fmt.Errorf("the kernel still lacks %s", strings.Join(missing, " "))
+	}
+	a.log("BLKRRPART on %s: %v; using partx", dev, ioErr)
+	if _, err := a.runCmd(ctx, run.Cmd{Name: "partx", Args: argv.PartxDelete(dev)[1:]}); err != nil {
+		a.log("tolerated: %v", err) // there may have been none
+	}
+	_, err = a.runCmd(ctx, run.Cmd{Name: "partx", Args: argv.PartxAdd(dev)[1:]})
+	return err
 }
 
 func openDevice(path string, write bool) (table.File, error) {

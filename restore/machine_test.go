@@ -169,6 +169,9 @@ func (m *machine) Respond(c run.Cmd) (run.Result, error) {
 	}
 	switch c.Name {
 	case "wipefs", "partx", "tune2fs", "btrfs":
+		if c.Name == "partx" && a[0] == "--delete" {
+			return fail(1, "partx: "+a[1]+": error deleting partitions 1-4")
+		}
 		if c.Name == "btrfs" && len(a) >= 3 && a[1] == "create" {
 			_ = os.MkdirAll(a[2], 0o755)
 		}

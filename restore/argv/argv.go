@@ -16,10 +16,14 @@ import (
 // Wipefs erases every signature libblkid finds on dev.
 func Wipefs(dev string) []string { return []string{"wipefs", "--all", dev} }
 
-// Partx makes the kernel see the partitions as they are now in the table
-// (adds, removes and resizes through BLKPG; works where BLKRRPART is refused
-// because the disk is open).
-func Partx(dev string) []string { return []string{"partx", "--update", dev} }
+// PartxDelete removes the kernel's partitions of dev (BLKPG), and PartxAdd
+// adds those of the table on disk. Together they stand in for BLKRRPART
+// where the kernel refuses it. (partx --update misses msdos logical
+// partitions when the kernel knew none: measured with util-linux 2.38.)
+func PartxDelete(dev string) []string { return []string{"partx", "--delete", dev} }
+
+// PartxAdd adds the partitions of the table on dev to the kernel.
+func PartxAdd(dev string) []string { return []string{"partx", "--add", dev} }
 
 // Sfdisk writes a table from the script on stdin; the kernel is told by
 // partx afterwards, so sfdisk neither re-reads nor tells it.

@@ -155,7 +155,7 @@ type Check struct {
 }
 
 // Action is one thing a step does, in order. Exactly one of Run, Mkdir,
-// WriteTable, Wait, Write is set.
+// WriteTable, Reread, Wait, Write, LVMIDs is set.
 type Action struct {
 	Run []string `json:"run,omitempty"` // argv
 	Env []string `json:"env,omitempty"`
@@ -172,6 +172,7 @@ type Action struct {
 
 	Mkdir      string   `json:"mkdir,omitempty"`       // create the directory and its parents
 	WriteTable string   `json:"write_table,omitempty"` // write the step's disk's layout with go-diskfs to this device
+	Reread     string   `json:"reread,omitempty"`      // make the kernel read this disk's new table (BLKRRPART, else partx)
 	Wait       []string `json:"wait,omitempty"`        // wait for these device nodes to appear
 	Write      string   `json:"write,omitempty"`       // "fstab" or "crypttab": render and write under the target root
 	LVMIDs     string   `json:"lvm_ids,omitempty"`     // patch this metadata backup file with the check's UUIDs

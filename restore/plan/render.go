@@ -41,6 +41,8 @@ func (a Action) String() string {
 		return "mkdir -p " + a.Mkdir
 	case a.WriteTable != "":
 		return "write the partition table to " + a.WriteTable + " (go-diskfs)"
+	case a.Reread != "":
+		return "make the kernel re-read the table of " + a.Reread + " (BLKRRPART; if refused: partx --delete, partx --add)"
 	case a.Wait != nil:
 		return "wait for " + strings.Join(a.Wait, " ")
 	case a.Write != "":

@@ -163,7 +163,7 @@ func (b *builder) diskSteps(pd *profile.Disk, d *Disk) {
 	} else {
 		acts = append(acts, Action{WriteTable: d.Device})
 	}
-	acts = append(acts, runA(argv.Partx(d.Device)...), Action{Wait: parts})
+	acts = append(acts, Action{Reread: d.Device}, Action{Wait: parts})
 	for _, pp := range parts {
 		acts = append(acts, runA(argv.Wipefs(pp)...))
 	}
