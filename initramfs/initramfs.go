@@ -316,7 +316,9 @@ func (b *builder) urootLayer(ctx context.Context) (Layer, error) {
 		return Layer{}, err
 	}
 	out := filepath.Join(b.dir, "uroot-"+key+".cpio.zst")
+	defer pruneCache(b.dir, "uroot-", out)
 	if fi, err := os.Stat(out); err == nil {
+		touch(out)
 		b.logf("initramfs: u-root layer cached (%s)", filepath.Base(out))
 		return Layer{Name: "uroot", Path: out, Size: fi.Size(), Cached: true, Took: time.Since(start)}, nil
 	}
@@ -375,9 +377,24 @@ func (b *builder) urootKey(ctx context.Context, modDir string, pkgs []string) (s
 		}
 	}
 	for _, dep := range []string{"github.com/u-root/mkuimage", "github.com/u-root/gobusybox/src"} {
-		fmt.Fprintln(h, dep, buildDepVersion(dep))
+		fmt.Fprintln(h, dep, b.builderVersion(ctx, dep))
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// builderVersion is the version of a module compiled into this program
+// (mkuimage builds the busybox, so its version is part of the key). Test
+// binaries carry no dependency versions; the source tree's go.mod has them.
+func (b *builder) builderVersion(ctx context.Context, mod string) string {
+	if v := buildDepVersion(mod); v != "unknown" {
+		return v
+	}
+	if b.o.SourceDir != "" {
+		if r, err := b.run.Run(ctx, run.Cmd{Name: "go", Args: []string{"list", "-m", "-f", "{{.Version}}", mod}, Dir: b.o.SourceDir}); err == nil {
+			return strings.TrimSpace(string(r.Stdout))
+		}
+	}
+	return "unknown"
 }
 
 // buildDepVersion is the version of a module linked into this binary.
@@ -510,7 +527,9 @@ func (b *builder) systemLayer(ctx context.Context) (Layer, manifest.Manifest, er
 	}
 	out := filepath.Join(b.dir, "system-"+sum+".cpio.zst")
 	lay := Layer{Name: "system", Path: out, RawSize: fileSize(raw)}
+	defer pruneCache(b.dir, "system-", out)
 	if _, err := os.Stat(out); err == nil {
+		touch(out)
 		lay.Cached = true
 	} else if err := b.compressBest(ctx, raw, out); err != nil {
 		return lay, man, err
@@ -807,6 +826,38 @@ func copyIfChanged(src, dst string) error {
 		return nil
 	}
 	return writeAtomic(dst, func(w io.Writer) error { _, err := w.Write(a); return err })
+}
+
+// cacheKeep is how many cached layers of a kind survive besides the one in
+// use: enough to switch between a few kernels or tool sets without rebuilds.
+const cacheKeep = 3
+
+// pruneCache deletes all but the cacheKeep most recently used files named
+// prefix*.cpio.zst, never current.
+func pruneCache(dir, prefix, current string) {
+	files, _ := filepath.Glob(filepath.Join(dir, prefix+"*.cpio.zst"))
+	sort.Slice(files, func(i, j int) bool {
+		a, _ := os.Stat(files[i])
+		b, _ := os.Stat(files[j])
+		return a != nil && b != nil && a.ModTime().After(b.ModTime())
+	})
+	kept := 0
+	for _, f := range files {
+		if f == current {
+			continue
+		}
+		if kept < cacheKeep {
+			kept++
+			continue
+		}
+		os.Remove(f)
+	}
+}
+
+// touch marks a cached layer as recently used.
+func touch(p string) {
+	now := time.Now()
+	_ = os.Chtimes(p, now, now)
 }
 
 func hashFile(p string) (string, error) {

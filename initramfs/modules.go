@@ -168,15 +168,15 @@ func (ix *ModuleIndex) parseBuiltinModinfo(r io.Reader) error {
 	return nil
 }
 
-// resolve turns a module name or an alias into module names. builtin is true
-// when the kernel itself provides it.
+// resolve turns a module name or an alias into module names. Modules that
+// provide an alias are returned even when the kernel has a built-in
+// provider too (the built-in sha256_generic, the module sha256_ssse3): the
+// crypto API prefers the faster one once it is loaded. builtin is true when
+// only the kernel itself provides it.
 func (ix *ModuleIndex) resolve(name string) (mods []string, builtin bool) {
 	n := ModName(name)
 	if _, ok := ix.Path[n]; ok {
 		return []string{n}, false
-	}
-	if ix.Builtin[n] || ix.Builtin[name] {
-		return nil, true
 	}
 	seen := map[string]bool{}
 	for _, a := range []string{name, "crypto-" + name} {
@@ -186,11 +186,10 @@ func (ix *ModuleIndex) resolve(name string) (mods []string, builtin bool) {
 				mods = append(mods, m)
 			}
 		}
-		if ix.Builtin[a] {
-			builtin = true
-		}
+		builtin = builtin || ix.Builtin[a]
 	}
 	sort.Strings(mods)
+	builtin = builtin || ix.Builtin[n]
 	return mods, builtin && len(mods) == 0
 }
 
