@@ -114,7 +114,7 @@ func (a *applier) check(ctx context.Context, s *plan.Step) (done bool, why strin
 		}
 		for _, d := range disks {
 			if d.Path == c.Device {
-				if use := d.InUse(); use != "" {
+				if use := d.InUse(plan.OwnOf(a.p)); use != "" {
 					return false, use, nil
 				}
 				return true, "nothing uses " + c.Device, nil

@@ -49,6 +49,78 @@ type builder struct {
 	lvm       argv.LVM
 	thin      map[string]map[string][2]int64 // VG -> pool -> metadata size, chunk size
 	order     []*Device
+	own       func(probe.Use) bool
+}
+
+// Own recognises what a restore of p made itself: mounts under the target
+// root or the work directory, and the profile's LUKS mappings, md arrays
+// and LVM volumes. Those are resumed, not refused or torn down.
+func Own(p *profile.Profile, targetRoot, workDir string) func(probe.Use) bool {
+	var luks, md, vgs []string
+	for _, l := range p.LUKS {
+		luks = append(luks, l.Name)
+	}
+	for _, r := range p.RAID {
+		md = append(md, r.Name)
+	}
+	for _, vg := range p.VolumeGroups {
+		vgs = append(vgs, vg.Name)
+	}
+	return own(luks, md, vgs, targetRoot, workDir)
+}
+
+// OwnOf is Own for a plan already made.
+func OwnOf(pl *Plan) func(probe.Use) bool {
+	var luks, md, vgs []string
+	for _, d := range pl.Devices {
+		switch d.Kind {
+		case "luks":
+			luks = append(luks, d.Ref)
+		case "raid":
+			md = append(md, d.Ref)
+		case "vg":
+			vgs = append(vgs, d.Ref)
+		}
+	}
+	return own(luks, md, vgs, pl.TargetRoot, pl.WorkDir)
+}
+
+func own(luks, md, vgs []string, targetRoot, workDir string) func(probe.Use) bool {
+	names := map[string]bool{}
+	for _, n := range luks {
+		names["crypt:"+n] = true
+	}
+	for _, n := range md {
+		names["md:"+n] = true
+	}
+	var vgPrefixes []string
+	for _, vg := range vgs {
+		vgPrefixes = append(vgPrefixes, strings.ReplaceAll(vg, "-", "--")+"-")
+	}
+	under := func(p, dir string) bool {
+		dir = filepath.Clean(dir)
+		return p == dir || strings.HasPrefix(p, dir+"/")
+	}
+	return func(u probe.Use) bool {
+		switch {
+		case u.Mount != nil:
+			return under(u.Mount.Point, targetRoot) || under(u.Mount.Point, workDir)
+		case u.Holder != nil:
+			h := u.Holder
+			switch h.Kind {
+			case "crypt", "md":
+				return names[h.Kind+":"+h.Map]
+			case "lvm":
+				for _, pre := range vgPrefixes {
+					// the prefix stops at a single '-': vg--x-lv is VG vg-x
+					if strings.HasPrefix(h.Map, pre) && !strings.HasPrefix(h.Map[len(pre):], "-") {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	}
 }
 
 // Build makes the plan for p on the probed disks.
@@ -59,7 +131,8 @@ func Build(p *profile.Profile, disks []probe.Disk, o Options) (*Plan, error) {
 	if o.WorkDir == "" {
 		o.WorkDir = "/run/strata"
 	}
-	assign, err := target.Match(p, disks, target.Options{Explicit: o.Disks, Teardown: o.Teardown})
+	own := Own(p, o.TargetRoot, o.WorkDir)
+	assign, err := target.Match(p, disks, target.Options{Explicit: o.Disks, Teardown: o.Teardown, Own: own})
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +140,7 @@ func Build(p *profile.Profile, disks []probe.Disk, o Options) (*Plan, error) {
 		p: p, o: o,
 		plan: &Plan{Host: p.Host.Name, Profile: p.File(), TargetRoot: o.TargetRoot, WorkDir: o.WorkDir, Udev: o.Udev, Fresh: o.Fresh},
 		devs: map[string]*Device{}, ready: map[string]string{}, steps: map[string]bool{}, probe: map[string]*probe.Disk{},
-		lvm: argv.LVM{Udev: o.Udev}, thin: map[string]map[string][2]int64{},
+		lvm: argv.LVM{Udev: o.Udev}, thin: map[string]map[string][2]int64{}, own: own,
 	}
 	for _, a := range assign {
 		d := a.Device

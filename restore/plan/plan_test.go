@@ -98,7 +98,34 @@ func cases() []planCase {
 		{name: "smaller", example: "server-raid1", disks: withStick(scsi("sda", 0, 5*gib), scsi("sdb", 1, 5*gib)), opts: Options{Disks: map[string]string{"a": "sda", "b": "sdb"}}},
 		{name: "too-small", example: "server-raid1", disks: withStick(scsi("sda", 0, 3*gib), scsi("sdb", 1, 3*gib)), opts: Options{Disks: map[string]string{"a": "sda", "b": "sdb"}}, wantErr: true},
 		{name: "missing-disk", example: "server-raid1", disks: withStick(scsi("sda", 0, 6*gib)), wantErr: true},
+
+		{name: "in-use", example: "laptop-uefi", disks: withStick(busy()), wantErr: true},
+		{name: "teardown", example: "laptop-uefi", disks: withStick(busy()), opts: Options{Teardown: true}},
+		{name: "keep-raid", example: "server-raid1", disks: withStick(scsi("sda", 0, 6*gib), scsi("sdb", 1, 6*gib)), opts: Options{Keep: []string{"md-data"}}},
+		{name: "bad-keep", example: "server-raid1", disks: withStick(scsi("sda", 0, 6*gib), scsi("sdb", 1, 6*gib)), opts: Options{Keep: []string{"/nothere", "vg-nope"}}, wantErr: true},
+		{name: "nvme-4k", example: "laptop-uefi", disks: withStick(nvme4k())},
 	}
+}
+
+// busy is a disk with an old system's stack on it, partly mounted, and a
+// mount this restore made itself (under the target root).
+func busy() probe.Disk {
+	d := virtio("vda", 20*gib)
+	d.Partitions = []probe.Partition{{Name: "vda1", Path: "/dev/vda1", Number: 1, Start: mib, Size: 512 * mib}, {Name: "vda2", Path: "/dev/vda2", Number: 2, Start: 513 * mib, Size: 19 * gib}}
+	d.Mounts = []probe.Mount{{Device: "vda1", Point: "/mnt/old/boot", FSType: "ext4"}, {Device: "dm-1", Point: "/mnt/old", FSType: "ext4"}, {Device: "dm-3", Point: "/mnt/strata", FSType: "ext4"}}
+	d.Swaps = []string{"/dev/dm-2"}
+	d.Holders = []probe.Holder{
+		{Name: "dm-0", Kind: "crypt", Map: "oldcrypt", On: "vda2"},
+		{Name: "dm-1", Kind: "lvm", Map: "old--vg-root", On: "dm-0"},
+		{Name: "dm-2", Kind: "lvm", Map: "old--vg-swap", On: "dm-0"},
+		{Name: "dm-3", Kind: "lvm", Map: "vg0-root", On: "dm-0"},
+	}
+	return d
+}
+
+func nvme4k() probe.Disk {
+	return probe.Disk{Name: "nvme0n1", Path: "/dev/nvme0n1", Size: 256 * gib, LogicalSectorSize: 4096, PhysicalSectorSize: 4096,
+		Transport: "nvme", Model: "Samsung SSD 980 1TB", Serial: "S64ANS0T123456", ByID: []string{"nvme-Samsung_SSD_980_1TB_S64ANS0T123456"}}
 }
 
 // TestGoldenPlans plans every example on several disk sizes: table and JSON

@@ -115,11 +115,11 @@ func (b *builder) vgByName(n string) *profile.VolumeGroup {
 func (b *builder) diskSteps(pd *profile.Disk, d *Disk) {
 	dev := b.probe[pd.Name]
 	var first []string
-	if b.o.Teardown && dev.InUse() != "" {
+	if use := dev.InUse(b.own); b.o.Teardown && use != "" {
 		id := "release:" + pd.Name
 		b.add(Step{ID: id, Kind: KindRelease, Ref: pd.Name, Device: d.Device,
-			Summary: fmt.Sprintf("tear down what uses %s: %s", d.Device, dev.InUse()),
-			Check:   Check{Kind: "released", Disk: pd.Name, Device: d.Device, Text: "done when nothing on " + d.Device + " is mounted, swapped on or held"},
+			Summary: fmt.Sprintf("tear down what uses %s: %s", d.Device, use),
+			Check:   Check{Kind: "released", Disk: pd.Name, Device: d.Device, Text: "done when nothing else than this restore's own devices uses " + d.Device},
 			Actions: b.releaseActions(dev)})
 		first = []string{id}
 		b.ready[pd.Name] = id
@@ -186,20 +186,32 @@ func wipeOld(d *Disk) []Action {
 	return out
 }
 
-// releaseActions unmount, swap off and close what sits on a disk, top down.
+// releaseActions unmount, swap off and close what sits on a disk, top down;
+// the restore's own devices stay.
 func (b *builder) releaseActions(d *probe.Disk) []Action {
 	var acts []Action
-	mounts := append([]probe.Mount{}, d.Mounts...)
+	var mounts []probe.Mount
+	var holders []probe.Holder
+	for _, u := range d.Uses() {
+		switch {
+		case b.own(u):
+		case u.Mount != nil:
+			mounts = append(mounts, *u.Mount)
+		case u.Swap != "":
+			acts = append(acts, runA(argv.Swapoff(u.Swap)...))
+		case u.Holder != nil:
+			holders = append(holders, *u.Holder)
+		}
+	}
 	sort.Slice(mounts, func(i, j int) bool { return mounts[i].Point > mounts[j].Point }) // children first
+	var um []Action
 	for _, m := range mounts {
-		acts = append(acts, runA(argv.Umount(m.Point)...))
+		um = append(um, runA(argv.Umount(m.Point)...))
 	}
-	for _, s := range d.Swaps {
-		acts = append(acts, runA(argv.Swapoff(s)...))
-	}
+	acts = append(um, acts...)
 	seenVG := map[string]bool{}
-	for i := len(d.Holders) - 1; i >= 0; i-- {
-		h := d.Holders[i]
+	for i := len(holders) - 1; i >= 0; i-- {
+		h := holders[i]
 		switch h.Kind {
 		case "lvm":
 			vg := vgOfMapper(h.Map)

@@ -121,21 +121,56 @@ type Mount struct {
 	FSType string `json:"fstype"`
 }
 
-// InUse says why writing the disk now would hurt something, or "".
-func (d *Disk) InUse() string {
-	var why []string
-	for _, m := range d.Mounts {
-		why = append(why, fmt.Sprintf("%s is mounted at %s", "/dev/"+m.Device, m.Point))
+// Use is one thing that uses a disk now: a mount, active swap or a holder.
+type Use struct {
+	Mount  *Mount
+	Swap   string
+	Holder *Holder
+}
+
+func (u Use) String() string {
+	switch {
+	case u.Mount != nil:
+		return fmt.Sprintf("/dev/%s is mounted at %s", u.Mount.Device, u.Mount.Point)
+	case u.Swap != "":
+		return u.Swap + " is active swap"
+	}
+	h := u.Holder
+	desc := h.Kind + " " + h.Name
+	if h.Map != "" {
+		desc += " (" + h.Map + ")"
+	}
+	return fmt.Sprintf("/dev/%s is held by %s", h.On, desc)
+}
+
+// Uses lists what uses the disk now.
+func (d *Disk) Uses() []Use {
+	var out []Use
+	for i := range d.Mounts {
+		out = append(out, Use{Mount: &d.Mounts[i]})
 	}
 	for _, s := range d.Swaps {
-		why = append(why, s+" is active swap")
+		out = append(out, Use{Swap: s})
 	}
-	for _, h := range d.Holders {
-		desc := h.Kind + " " + h.Name
-		if h.Map != "" {
-			desc += " (" + h.Map + ")"
+	for i := range d.Holders {
+		out = append(out, Use{Holder: &d.Holders[i]})
+	}
+	return out
+}
+
+// InUse says why writing the disk now would hurt something, or "".
+// Uses for which ignore returns true (a restore's own, earlier work) are
+// left out; ignore may be nil.
+func (d *Disk) InUse(ignore ...func(Use) bool) string {
+	var why []string
+	for _, u := range d.Uses() {
+		skip := false
+		for _, f := range ignore {
+			skip = skip || f != nil && f(u)
 		}
-		why = append(why, fmt.Sprintf("%s is held by %s", "/dev/"+h.On, desc))
+		if !skip {
+			why = append(why, u.String())
+		}
 	}
 	return strings.Join(why, "; ")
 }
@@ -435,7 +470,7 @@ func (p *prober) holders(name string) []Holder {
 		h := Holder{Name: e.Name(), On: name, Kind: "dm"}
 		hb := p.sys("block", e.Name())
 		if strings.HasPrefix(e.Name(), "md") {
-			h.Kind, h.Map = "md", e.Name()
+			h.Kind, h.Map = "md", p.mdName(e.Name())
 		} else {
 			h.Map = readString(filepath.Join(hb, "dm", "name"))
 			h.UUID = readString(filepath.Join(hb, "dm", "uuid"))
@@ -449,6 +484,19 @@ func (p *prober) holders(name string) []Holder {
 		out = append(out, h)
 	}
 	return out
+}
+
+// mdName is the array's /dev/md/NAME when mdadm made that link, else the
+// kernel name.
+func (p *prober) mdName(kernel string) string {
+	dir := filepath.Join(p.o.DevRoot, "md")
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if t, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && filepath.Base(t) == kernel {
+			return e.Name()
+		}
+	}
+	return kernel
 }
 
 type wipefsOut struct {

@@ -35,6 +35,10 @@ type Options struct {
 	// Teardown accepts disks that are in use (mounted, swap, holders): the
 	// restore unmounts and closes what sits on them first.
 	Teardown bool
+	// Own recognises uses that are the restore's own earlier work (its
+	// mounts under the target root, its LUKS, md and LVM devices): a re-run
+	// must not refuse the disks it is resuming on.
+	Own func(probe.Use) bool
 }
 
 // Problem is one refusal.
@@ -193,7 +197,7 @@ func Match(p *profile.Profile, disks []probe.Disk, o Options) ([]Assignment, err
 			refuse(fmt.Sprintf("%s is read-only", d.Path), "check the write-protect switch or the hypervisor's disk settings")
 			continue
 		}
-		if use := d.InUse(); use != "" {
+		if use := d.InUse(o.Own); use != "" {
 			if o.Teardown {
 				a.Warnings = append(a.Warnings, fmt.Sprintf("%s is in use and will be torn down first: %s", d.Path, use))
 			} else {

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/stratahq/strata/internal/run"
+	"github.com/stratahq/strata/restore"
+	"github.com/stratahq/strata/restore/plan"
+)
+
+func init() {
+	var f *planFlags
+	var yes, closeMode bool
+	register(&command{
+		name:    "restore",
+		summary: "partition, encrypt, assemble, format and mount a machine's disks from its profile (dry run without --yes; resumes)",
+		usage:   "PROFILE",
+		flags: func(fs *flag.FlagSet) {
+			f = &planFlags{}
+			f.register(fs)
+			fs.BoolVar(&yes, "yes", false, "do it: without --yes only the checks run and nothing is written")
+			fs.BoolVar(&closeMode, "close", false, "tear down instead: unmount the target, deactivate LVM, close LUKS, stop md arrays")
+		},
+		run: func(e *env, args []string) error {
+			args, err := positional(e, args)
+			if err != nil {
+				return err
+			}
+			if len(args) != 1 {
+				return usagef("name one profile")
+			}
+			if closeMode && (f.fresh || len(f.keep) > 0) {
+				return usagef("--close takes no --fresh or --keep")
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			r := run.Exec{Log: toolLog(f.work)}
+			p, pl, err := f.build(ctx, e, args[0], r, closeMode)
+			if err != nil {
+				return err
+			}
+			dry := !yes && !closeMode // closing writes nothing to the disks
+			if closeMode {
+				pl = plan.Close(pl)
+			}
+			handler := restore.Plain(e.stdout)
+			if f.json {
+				handler = restore.JSONLines(e.stdout)
+			} else {
+				fmt.Fprint(e.stdout, pl.Text())
+				fmt.Fprintln(e.stdout)
+			}
+			err = restore.Apply(ctx, pl, r, handler, restore.Options{DryRun: dry, Keys: restore.NewProfileKeys(p)})
+			switch {
+			case errors.Is(err, restore.ErrVerify):
+				return exitError{code: exitVerify, err: err}
+			case err != nil:
+				return exitError{code: exitFailed, err: err}
+			}
+			if dry && !f.json {
+				fmt.Fprintf(e.stdout, "\nNothing was written. To restore: strata restore %s%s --yes\n", args[0], f.again())
+			}
+			return nil
+		},
+	})
+}
+
+// toolLog keeps every command's stderr in the work directory, next to the
+// journal; the events carry the commands themselves.
+func toolLog(dir string) run.Logger {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil
+	}
+	lf, err := os.OpenFile(filepath.Join(dir, "restore.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil
+	}
+	return func(format string, a ...any) { fmt.Fprintf(lf, format+"\n", a...) }
+}
