@@ -1,0 +1,161 @@
+package parse_test
+
+import (
+	"archive/tar"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stratahq/strata/internal/run"
+	"github.com/stratahq/strata/qemu-tests/vm"
+)
+
+// TestRegenDMFixtures records the md, LUKS and LVM fixtures in a QEMU guest
+// running the strata live image (the host has no device-mapper or md). It
+// types testdata/regen-dm.guest.sh into the guest's shell and unpacks what
+// the guest wrote to its last disk into testdata/. Run it through
+// testdata/regen.sh --dm.
+func TestRegenDMFixtures(t *testing.T) {
+	if os.Getenv("STRATA_REGEN_DM") == "" {
+		t.Skip("skipping: records fixtures in QEMU; run testdata/regen.sh --dm (STRATA_REGEN_DM=1)")
+	}
+	kernel, initrd := liveImage(t)
+	dir := t.TempDir()
+	var disks []vm.Disk
+	ctx := context.Background()
+	r := run.Exec{}
+	for _, n := range []string{"a", "b", "c", "d"} {
+		p := filepath.Join(dir, n+".img")
+		if err := os.Truncate(p, 0); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Truncate(512 << 20)
+		f.Close()
+		if _, err := r.Run(ctx, run.Cmd{Name: "sfdisk", Args: []string{"-q", p}, Stdin: strings.NewReader("label: gpt\nsize=64M, type=R\ntype=R\n")}); err != nil {
+			t.Fatal(err)
+		}
+		disks = append(disks, vm.Disk{Path: p, Serial: "FIXTURE-" + strings.ToUpper(n)})
+	}
+	out := filepath.Join(dir, "out.img")
+	if err := os.WriteFile(out, make([]byte, 16<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	disks = append(disks, vm.Disk{Path: out})
+	// The script travels as a tar archive on one more disk: typing long lines
+	// into the live shell's line editor over a serial port is slow and lossy.
+	script, err := os.ReadFile("testdata/regen-dm.guest.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var guest strings.Builder
+	n := 0
+	for _, line := range strings.Split(string(script), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		n++
+		fmt.Fprintf(&guest, "%s || echo @@FAIL-%d@@ $?\n", line, n)
+	}
+	guest.WriteString("echo @@ALL-DONE@@\n")
+	scriptDisk := filepath.Join(dir, "script.tar")
+	writeTar(t, scriptDisk, "regen.sh", guest.String())
+	disks = append(disks, vm.Disk{Path: scriptDisk, ReadOnly: true})
+	v := vm.StartT(t, vm.Config{Kernel: kernel, Initrd: initrd, Append: "console=ttyS0 strata.rescue=none", Disks: disks,
+		MemoryMB: 1024, Timeout: 15 * time.Minute})
+	if _, err := v.Expect(`here is a shell`, 4*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	if err := v.Send("tar -xf /dev/vdf /tmp; gosh /tmp/regen.sh\r"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Expect(`(?m)^@@ALL-DONE@@`, 10*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if fails := regexp.MustCompile(`@@FAIL-(\d+)@@ (\d+)`).FindAllString(v.Console().Output(), -1); len(fails) > 0 {
+		t.Errorf("guest commands failed (numbered from 1, comments skipped): %v\n%s", fails, v.Tail(60))
+	}
+	v.Kill()
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	got := 0
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		rel := strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(h.Name, "/"), "tmp/"), "o/")
+		dst := filepath.Join("testdata", rel)
+		os.MkdirAll(filepath.Dir(dst), 0o755)
+		b, _ := io.ReadAll(tr)
+		if err := os.WriteFile(dst, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got++
+		t.Logf("recorded %s (%d bytes)", dst, len(b))
+	}
+	if got == 0 {
+		t.Fatal("the guest wrote no fixtures")
+	}
+}
+
+// liveImage finds the live kernel and initramfs: $STRATA_LIVE_DIR, else
+// $STRATA_CACHE/live (where the initramfs builder puts them), else the
+// module's out/live.
+func liveImage(t *testing.T) (kernel, initrd string) {
+	var dirs []string
+	if d := os.Getenv("STRATA_LIVE_DIR"); d != "" {
+		dirs = append(dirs, d)
+	}
+	cache := os.Getenv("STRATA_CACHE")
+	if cache == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			cache = filepath.Join(home, ".cache", "strata")
+		}
+	}
+	dirs = append(dirs, filepath.Join(cache, "live"), filepath.Join("..", "..", "out", "live"))
+	for _, d := range dirs {
+		k, i := filepath.Join(d, "vmlinuz"), filepath.Join(d, "initramfs.cpio.zst")
+		if _, err := os.Stat(k); err == nil {
+			if _, err := os.Stat(i); err == nil {
+				return k, i
+			}
+		}
+	}
+	t.Skipf("skipping: no live image (vmlinuz + initramfs.cpio.zst) in %v; build it first (strata initramfs)", dirs)
+	return "", ""
+}
+
+func writeTar(t *testing.T, path, name, content string) {
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(f)
+	tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(content)), Typeflag: tar.TypeReg})
+	io.WriteString(tw, content)
+	tw.Close()
+	f.Write(make([]byte, 64<<10)) // a disk is at least a few sectors
+	f.Close()
+}
