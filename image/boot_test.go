@@ -3,14 +3,18 @@ package image
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/stratahq/strata/initramfs"
 	"github.com/stratahq/strata/qemu-tests/vm"
 )
 
@@ -19,7 +23,9 @@ import (
 // that --append and (for PXE) the per-MAC host file made it through.
 
 const (
-	bootMarker = "strata.test=boot-check"
+	// bootMarker stands for the user's --append; not strata.*, which the
+	// live system checks (and refuses unknown names of).
+	bootMarker = "imagetest=boot-check"
 	testMAC    = "52:54:00:5e:1a:01"
 	bootWait   = 150 * time.Second // TCG boots take 20-35 s; room for a busy host
 )
@@ -39,7 +45,7 @@ var (
 func buildArtefacts(t *testing.T) artefacts {
 	t.Helper()
 	needTools(t, "grub-mkstandalone", "syslinux", "qemu-system-x86_64")
-	kernel, initrd := testKernel(t), liveInitrd(t)
+	kernel, initrd := liveSystem(t)
 	artOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "strata-image-boot-")
 		if err != nil {
@@ -67,11 +73,40 @@ func buildArtefacts(t *testing.T) artefacts {
 	return art
 }
 
-// liveInitrd is the initramfs the boot tests use: the marker initramfs until
-// the live system's initramfs can be built here.
-func liveInitrd(t testing.TB) string {
-	return markerInitrd(t)
+// liveSystem returns the kernel and initramfs the boot tests boot: the real
+// live system, built (or reused from the cache) by initramfs.Build;
+// $STRATA_TEST_KERNEL and $STRATA_TEST_INITRD override it, and
+// STRATA_TEST_INITRD=marker boots the tiny busybox initramfs instead.
+func liveSystem(t testing.TB) (kernel, initrd string) {
+	t.Helper()
+	switch p := os.Getenv("STRATA_TEST_INITRD"); p {
+	case "":
+	case "marker":
+		return testKernel(t), markerInitrd(t)
+	default:
+		return testKernel(t), p
+	}
+	liveOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "strata-image-live-")
+		if err != nil {
+			liveErr = err
+			return
+		}
+		t.Logf("building the live kernel and initramfs (initramfs.Build)")
+		res, err := initramfs.Build(context.Background(), initramfs.Options{Out: dir})
+		liveKernel, liveInitrd, liveErr = res.Kernel, res.Initramfs, err
+	})
+	if liveErr != nil {
+		t.Fatalf("build the live system: %v", liveErr)
+	}
+	return liveKernel, liveInitrd
 }
+
+var (
+	liveOnce               sync.Once
+	liveKernel, liveInitrd string
+	liveErr                error
+)
 
 // vmSlot takes one of two machine-wide VM slots (flock), so that parallel
 // test binaries on a 2-core host do not run more than two TCG guests.
@@ -134,7 +169,22 @@ func bootAndCheckAbsent(t *testing.T, cfg vm.Config, wantCmdline, absent []strin
 	if _, err := v.Expect(`STRATA READY`, bootWait-time.Since(start)); err != nil {
 		t.Fatalf("live system not ready: %v", err)
 	}
-	t.Logf("%s: STRATA READY after %.1f s", cfg.Name, time.Since(start).Seconds())
+	ready := time.Since(start)
+	if os.Getenv("STRATA_TEST_INITRD") != "marker" {
+		// The live system's inventory: the medium it booted from is a disk
+		// it can see, the NIC it booted over one it has a driver for.
+		m, err := v.Expect(`summary: (\d+) disks, (\d+) nics`, 60*time.Second)
+		if err != nil {
+			t.Fatalf("no inventory summary from the live system: %v", err)
+		}
+		if cfg.CDROM == "" && len(cfg.Disks) > 0 && m[1] == "0" {
+			t.Errorf("the live system sees no disk, not even the one it booted from: %q", m[0])
+		}
+		if len(cfg.ExtraArgs) > 0 && m[2] == "0" {
+			t.Errorf("the live system sees no NIC, not even the one it booted over: %q", m[0])
+		}
+	}
+	t.Logf("%s: STRATA READY after %.1f s", cfg.Name, ready.Seconds())
 }
 
 func TestBootUSB(t *testing.T) {
@@ -174,10 +224,17 @@ func TestBootISO(t *testing.T) {
 }
 
 // TestBootPXE boots the bundle over QEMU's user network: iPXE (QEMU's PXE
-// ROM) running boot.ipxe, for a machine with a host file and one without,
-// and GRUB's network loaders, on OVMF's own PXE and chained from iPXE.
+// ROM) running boot.ipxe over HTTP (as docs/pxe.md recommends) and over
+// TFTP, for a machine with a host file and one without, and GRUB's network
+// loaders over TFTP, on OVMF's own PXE and chained from iPXE.
 func TestBootPXE(t *testing.T) {
 	skipBoots(t)
+	a := buildArtefacts(t)
+	// The guest reaches the host's loopback as 10.0.2.2.
+	srv := httptest.NewServer(http.FileServer(http.Dir(a.pxe)))
+	t.Cleanup(srv.Close)
+	viaHTTP := "http://10.0.2.2:" + srv.URL[strings.LastIndex(srv.URL, ":")+1:] + "/" + PXEScript
+
 	withHost := []string{"strata.profile=drill", "strata.disk=auto", "BOOTIF=01-52-54-00-5e-1a-01"}
 	cases := []struct {
 		name     string
@@ -188,16 +245,15 @@ func TestBootPXE(t *testing.T) {
 		want     []string
 		absent   []string
 	}{
-		{"ipxe-bios", vm.BIOS, PXEScript, testMAC, "", withHost, nil},
-		{"ipxe-uefi", vm.UEFI, PXEScript, testMAC, "", withHost, nil},
-		{"ipxe-nohost-bios", vm.BIOS, PXEScript, "52:54:00:5e:1a:02", "", []string{"BOOTIF=01-52-54-00-5e-1a-02"}, []string{"strata.profile=drill"}},
-		{"grub-uefi", vm.UEFI, PXEGRUBEFI, testMAC, ",romfile=", withHost, nil},
-		{"grub-bios", vm.BIOS, PXEGRUBBIOS, testMAC, "", withHost, nil},
+		{"ipxe-http-bios", vm.BIOS, viaHTTP, testMAC, "", withHost, nil},
+		{"ipxe-http-uefi", vm.UEFI, viaHTTP, testMAC, "", withHost, nil},
+		{"ipxe-tftp-nohost-uefi", vm.UEFI, PXEScript, "52:54:00:5e:1a:02", "", []string{"BOOTIF=01-52-54-00-5e-1a-02"}, []string{"strata.profile=drill"}},
+		{"grub-tftp-uefi", vm.UEFI, PXEGRUBEFI, testMAC, ",romfile=", withHost, nil},
+		{"grub-tftp-bios", vm.BIOS, PXEGRUBBIOS, testMAC, "", withHost, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			a := buildArtefacts(t)
 			cfg := vm.Config{Name: "image-pxe-" + c.name, Firmware: c.fw}
 			// The harness's Net has no romfile option, so the NIC is spelled out.
 			cfg.ExtraArgs = []string{

@@ -41,8 +41,9 @@ import (
 )
 
 // Names of the artefacts and of the fixed places on every medium. The live
-// system finds its medium by Label (/dev/disk/by-label/STRATA) and reads
-// profiles from ProfilesDir on it.
+// system finds its medium by Label (/dev/disk/by-label/STRATA); DataDir on
+// it is laid out like a `strata serve` directory (profiles/, images/,
+// datasets/).
 const (
 	USBFile = "strata-usb.img" // USB disk image written by USB into Options.Out
 	ISOFile = "strata.iso"     // hybrid ISO written by ISO into Options.Out
@@ -71,11 +72,12 @@ type Options struct {
 	Append string // extra kernel command line, after BaseAppend
 
 	// Profiles is a directory of host profiles copied to ProfilesDir on
-	// USB and ISO media and into the PXE bundle. Optional.
+	// USB and ISO media, and to profiles/ in the PXE bundle. Optional.
 	Profiles string
-	// Data is a directory copied under DataDir (for example images/ and
-	// datasets/), so a restore can run without a file server. Optional.
-	// FAT32 limits single files to 4 GiB - 1 on the USB image.
+	// Data is a directory copied under DataDir on the media (into the PXE
+	// bundle's top directory), for example images/ and datasets/ as a
+	// `strata serve` directory has them. Optional. FAT32 limits single
+	// files to 4 GiB - 1 on the USB image.
 	Data string
 	// Size of the USB image in bytes; 0 means just big enough for the
 	// content plus a few MiB. Ignored by ISO and PXE.
@@ -240,20 +242,21 @@ func (b *build) mediaFiles() ([]file, error) {
 		textFile("boot/grub/grub.cfg", grubConfig(b.o.Append)),
 		textFile(DataDir+"/README.txt", mediaReadme),
 	)
-	tree, err := b.treeFiles()
+	if b.o.Profiles == "" {
+		files = append(files, textFile(ProfilesDir+"/README.txt", profilesReadme))
+	}
+	tree, err := b.treeFiles(DataDir)
 	if err != nil {
 		return nil, err
 	}
 	return append(files, tree...), nil
 }
 
-// treeFiles lists Profiles under ProfilesDir and Data under DataDir.
-func (b *build) treeFiles() ([]file, error) {
+// treeFiles lists Profiles under root/profiles and Data under root: the
+// layout of a `strata serve` directory, so root works as a file server.
+func (b *build) treeFiles(root string) ([]file, error) {
 	var files []file
-	if b.o.Profiles == "" {
-		files = append(files, textFile(ProfilesDir+"/README.txt", profilesReadme))
-	}
-	for _, t := range []struct{ src, dst string }{{b.o.Profiles, ProfilesDir}, {b.o.Data, DataDir}} {
+	for _, t := range []struct{ src, dst string }{{b.o.Profiles, path.Join(root, "profiles")}, {b.o.Data, root}} {
 		if t.src == "" {
 			continue
 		}

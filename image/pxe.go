@@ -26,8 +26,9 @@ var grubNetModules = []string{
 
 // PXE writes a network boot bundle into Options.Out: the kernel and
 // initramfs under live/, boot.ipxe, GRUB network loaders with their config,
-// the host files for Options.Hosts, and the strata/ tree. Files an admin put
-// into hosts/ are kept.
+// the host files for Options.Hosts, and profiles/ and Data laid out as a
+// `strata serve` directory, so one HTTP server can serve both. Files an
+// admin put into hosts/ are kept.
 func PXE(ctx context.Context, o Options) error {
 	start := time.Now()
 	b, err := newBuild(o)
@@ -56,7 +57,8 @@ func PXE(ctx context.Context, o Options) error {
 			textFile(PXEHostsDir+"/"+name+".cfg", grubHost(h)))
 	}
 	if o.Profiles != "" || o.Data != "" {
-		tree, err := b.treeFiles()
+		// The bundle doubles as the file server's directory.
+		tree, err := b.treeFiles(".")
 		if err != nil {
 			return err
 		}

@@ -366,7 +366,7 @@ func TestPXEBundle(t *testing.T) {
 	if len(read(PXEGRUBBIOS)) < 10000 {
 		t.Error("GRUB BIOS network loader is missing or tiny")
 	}
-	if read("strata/profiles/lab/db.yaml") != "hostname: db\n" {
+	if read("profiles/lab/db.yaml") != "hostname: db\n" {
 		t.Error("profiles not copied")
 	}
 	// Nothing an iPXE script would expand by accident in the relative paths.
