@@ -1,0 +1,76 @@
+package dataset
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stratahq/strata/handoff/creds"
+	"github.com/stratahq/strata/handoff/pattern"
+	"github.com/stratahq/strata/handoff/place"
+	"github.com/stratahq/strata/internal/run"
+	"github.com/stratahq/strata/profile"
+)
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		d                     profile.Dataset
+		method, source, manif string
+		err                   string
+	}{
+		{d: profile.Dataset{Kind: "buffer"}, method: Buffer},
+		{d: profile.Dataset{Source: "datasets/music/"}, method: Manifest, source: "http://srv:8080/datasets/music/", manif: "http://srv:8080/datasets/music/SHA256SUMS"},
+		{d: profile.Dataset{Source: "https://h/m/", Manifest: "sums/music.sha256"}, method: Manifest, source: "https://h/m/", manif: "http://srv:8080/sums/music.sha256"},
+		{d: profile.Dataset{Source: "https://h/m.tar.zst"}, method: Archive, source: "https://h/m.tar.zst"},
+		{d: profile.Dataset{Source: "https://h/m.bin", SHA256: strings.Repeat("a", 64)}, method: Archive, source: "https://h/m.bin"},
+		{d: profile.Dataset{Source: "rsync://h/music"}, method: Rsync, source: "rsync://h/music"},
+		{d: profile.Dataset{Source: "ssh://me@h:2222/srv/music"}, method: Rsync, source: "ssh://me@h:2222/srv/music"},
+		{d: profile.Dataset{Source: "https://u:pw@h/m/"}, method: Manifest, source: "https://u@h/m/", manif: "https://u@h/m/SHA256SUMS"},
+		{d: profile.Dataset{Source: "https://h/m"}, err: "not a directory (end it with /) nor a tar archive"},
+		{d: profile.Dataset{Source: "https://h/m/", SHA256: strings.Repeat("a", 64)}, err: "sha256 is for an archive"},
+		{d: profile.Dataset{Source: "ftp://h/m/"}, err: `scheme "ftp" is not supported`},
+	} {
+		p, err := Classify(tc.d, "http://srv:8080")
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%+v: err %v, want %q", tc.d, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || p.Method != tc.method || p.Source != tc.source || p.Manifest != tc.manif {
+			t.Errorf("%+v: got %+v %v, want %s %s %s", tc.d, p, err, tc.method, tc.source, tc.manif)
+		}
+	}
+}
+
+func TestRsyncArgs(t *testing.T) {
+	store, _ := creds.Parse("c", strings.NewReader("rsync://h:8873/ basic backup pw\nssh://me@h:2222/ ssh-key /keys/id\n"), nil)
+	src, ssh, err := RsyncSource("rsync://h:8873/media/music", store.Lookup("rsync://h:8873/media/music"))
+	if err != nil || ssh != nil {
+		t.Fatal(err)
+	}
+	got := run.Quote(RsyncArgs(src, "/mnt/strata/home/me/music", pattern.Set{Include: []string{"favourites/**"}, Exclude: []string{"*.tmp"}}, place.Owner{UID: 1000, GID: 100}, ssh))
+	want := "-rlpt --numeric-ids --chown=1000:100 --partial --partial-dir=.strata-partial --timeout=120 --info=progress2 --no-inc-recursive --stats --exclude=/.strata-staging '--exclude=*.tmp' '--include=*/' '--include=favourites/**' '--exclude=*' --prune-empty-dirs --password-file=- -- rsync://backup@h:8873/media/music/ /mnt/strata/home/me/music/"
+	if got != want {
+		t.Errorf("rsync argv:\n got %s\nwant %s", got, want)
+	}
+	src, ssh, err = RsyncSource("ssh://me@h:2222/srv/music", store.Lookup("ssh://me@h:2222/srv/music"))
+	if err != nil || src != "me@h:/srv/music/" || run.Quote(ssh) != "ssh -o BatchMode=yes -p 2222 -i /keys/id -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null" {
+		t.Errorf("ssh source %s %q %v", src, ssh, err)
+	}
+	if a := strings.Join(RsyncArgs(src, "/d", pattern.Set{}, place.Owner{}, ssh), " "); strings.Contains(a, "password-file") {
+		t.Errorf("password file over ssh: %s", a)
+	}
+}
+
+func TestRsyncProgress(t *testing.T) {
+	var got []Progress
+	w := &progressWriter{report: func(p Progress) { got = append(got, p) }, base: 100}
+	w.Write([]byte("      32,768   1%    0.00kB/s    0:00:00 (xfr#0, to-chk=9/10)\r  3,276,800  50%  100.00MB/s    0:00:01 (xfr#4, to-chk=5/10)\n\nNumber of files: 11 (reg: 10, dir: 1)\nTotal file size: 6,553,600 bytes\n"))
+	w.flush()
+	if len(got) != 2 || got[1].Bytes != 3276900 || got[1].TotalBytes != 100+6553600 || got[1].Files != 5 || got[1].TotalFiles != 10 {
+		t.Errorf("progress %+v", got)
+	}
+	if w.stats.files != 10 || w.stats.size != 6553600 {
+		t.Errorf("stats %+v", w.stats)
+	}
+}

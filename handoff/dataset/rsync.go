@@ -1,0 +1,334 @@
+package dataset
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/stratahq/strata/handoff/creds"
+	"github.com/stratahq/strata/handoff/manifest"
+	"github.com/stratahq/strata/handoff/pattern"
+	"github.com/stratahq/strata/handoff/place"
+	"github.com/stratahq/strata/internal/run"
+)
+
+// PartialDir holds rsync's partly transferred files, per directory, so a
+// re-run continues them instead of starting over.
+const PartialDir = ".strata-partial"
+
+// rsync exit codes worth a retry: socket I/O (10), protocol stream (12),
+// timeout (30), daemon connection timeout (35).
+var retryable = map[int]bool{10: true, 12: true, 30: true, 35: true}
+
+// RsyncSource is how rsync names the source, and the ssh command for an ssh
+// URL (nil for the daemon).
+func RsyncSource(raw string, m creds.Match) (string, []string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", nil, err
+	}
+	switch u.Scheme {
+	case "rsync":
+		if u.User == nil && m.Basic != nil {
+			u.User = url.User(m.Basic.User)
+		}
+		if !strings.HasSuffix(u.Path, "/") {
+			u.Path += "/"
+		}
+		return u.String(), nil, nil
+	case "ssh":
+		host := u.Hostname()
+		if u.User != nil {
+			host = u.User.Username() + "@" + host
+		}
+		p := u.Path
+		if !strings.HasSuffix(p, "/") {
+			p += "/"
+		}
+		return host + ":" + p, m.SSHCommand(u.Port()), nil
+	}
+	return "", nil, fmt.Errorf("%s is not an rsync or ssh URL", raw)
+}
+
+// RsyncArgs is the transfer's argv (pure, for golden tests). A daemon
+// password goes on stdin (--password-file=-), never here.
+func RsyncArgs(src, dest string, sel pattern.Set, o place.Owner, ssh []string) []string {
+	args := []string{"-rlpt", "--numeric-ids", fmt.Sprintf("--chown=%d:%d", o.UID, o.GID),
+		"--partial", "--partial-dir=" + PartialDir, "--timeout=120",
+		"--info=progress2", "--no-inc-recursive", "--stats",
+		"--exclude=/" + place.StagingName}
+	args = append(args, sel.RsyncFilters()...)
+	if ssh != nil {
+		args = append(args, "-e", run.Quote(ssh))
+	} else {
+		// Without a password rsync would ask on the terminal; with an
+		// empty stdin it fails instead when the daemon wants one.
+		args = append(args, "--password-file=-")
+	}
+	return append(args, "--", src, strings.TrimSuffix(dest, "/")+"/")
+}
+
+func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt Options) (Result, error) {
+	res := Result{Method: Rsync, Source: p.Source, Verified: "rsync transfer checksums"}
+	m := opt.Creds.Lookup(p.Source)
+	src, ssh, err := RsyncSource(p.Source, m)
+	if err != nil {
+		return res, err
+	}
+	password := ""
+	if m.Basic != nil && ssh == nil {
+		password = m.Basic.Password + "\n"
+	}
+	stage := filepath.Join(dest, place.StagingName)
+	if err := os.RemoveAll(stage); err != nil {
+		return res, fmt.Errorf("clear staging %s: %w", stage, err)
+	}
+	if err := os.Mkdir(stage, 0o700); err != nil {
+		return res, fmt.Errorf("staging: %w", err)
+	}
+	defer os.RemoveAll(stage)
+
+	// The manifest: the profile's, or SHA256SUMS at the top of the source.
+	var entries []manifest.Entry
+	switch {
+	case p.Manifest != "":
+		var err error
+		if entries, res.Digest, err = readManifest(ctx, p.Manifest, opt); err != nil {
+			return res, err
+		}
+		res.Verified = "sha256 manifest " + p.Manifest
+	default:
+		args := []string{"--timeout=120"}
+		if ssh != nil {
+			args = append(args, "-e", run.Quote(ssh))
+		} else {
+			args = append(args, "--password-file=-")
+		}
+		args = append(args, "--", src+DefaultManifest, stage+"/")
+		_, err := opt.Runner.Run(ctx, run.Cmd{Name: "rsync", Args: args, Stdin: strings.NewReader(password)})
+		var ee *run.ExitError
+		switch {
+		case err == nil:
+			data, err := os.ReadFile(filepath.Join(stage, DefaultManifest))
+			if err != nil {
+				return res, fmt.Errorf("manifest: %w", err)
+			}
+			sum := sha256.Sum256(data)
+			res.Digest = hex.EncodeToString(sum[:])
+			if entries, err = manifest.Parse(src+DefaultManifest, bytes.NewReader(data)); err != nil {
+				return res, err
+			}
+			res.Verified = "sha256 manifest " + src + DefaultManifest
+		case errors.As(err, &ee) && ee.Code == 23 && strings.Contains(ee.Stderr, "No such file"):
+			opt.Log("dataset: %s has no %s; rsync's own checksums verify the transfer", src, DefaultManifest)
+		default:
+			return res, fmt.Errorf("rsync %s: %w", src+DefaultManifest, explainRsync(err))
+		}
+	}
+	if entries != nil {
+		var err error
+		if entries, err = selectEntries(entries, sel, "the manifest"); err != nil {
+			return res, err
+		}
+	}
+
+	args := RsyncArgs(src, dest, sel, opt.Owner, ssh)
+	var stats rsyncStats
+	for attempt := 0; ; attempt++ {
+		pw := &progressWriter{report: opt.Progress, base: stats.bytes}
+		_, err := opt.Runner.Run(ctx, run.Cmd{Name: "rsync", Args: args, Stdin: strings.NewReader(password), Stdout: pw})
+		pw.flush()
+		stats = pw.stats
+		if err == nil {
+			break
+		}
+		var ee *run.ExitError
+		if !errors.As(err, &ee) || !retryable[ee.Code] || attempt >= opt.Retries || ctx.Err() != nil {
+			return res, fmt.Errorf("rsync %s: %w", src, explainRsync(err))
+		}
+		res.Resumes++
+		opt.Log("dataset: rsync %s broke (exit %d); resuming with the partial files (%d/%d)", src, ee.Code, attempt+1, opt.Retries)
+		select {
+		case <-time.After(time.Duration(attempt+1) * 500 * time.Millisecond):
+		case <-ctx.Done():
+			return res, ctx.Err()
+		}
+	}
+	res.Files, res.Bytes = stats.files, stats.size
+	if entries != nil {
+		n, size, err := verifyTree(ctx, dest, entries, opt.FileJobs)
+		if err != nil {
+			return res, err
+		}
+		res.Files, res.Bytes = n, size
+	}
+	return res, nil
+}
+
+func explainRsync(err error) error {
+	var ee *run.ExitError
+	if !errors.As(err, &ee) {
+		return err
+	}
+	low := strings.ToLower(ee.Stderr)
+	switch {
+	case strings.Contains(low, "auth failed"), strings.Contains(low, "failed to read a password"), strings.Contains(low, "permission denied (publickey"):
+		return fmt.Errorf("%w (authentication: add an entry for this URL to the credentials file, see docs/handoff.md#credentials)", err)
+	case strings.Contains(low, "unknown module"):
+		return fmt.Errorf("%w (no such rsync module on the server)", err)
+	case strings.Contains(low, "no such file or directory"):
+		return fmt.Errorf("%w (no such path on the server)", err)
+	}
+	return err
+}
+
+// verifyTree checks the files a manifest lists against their SHA-256. A file
+// that does not match is removed, so the next run fetches it again (rsync's
+// quick check would otherwise keep it).
+func verifyTree(ctx context.Context, dest string, entries []manifest.Entry, jobs int) (int64, int64, error) {
+	var mu sync.Mutex
+	var errs []error
+	var size int64
+	work := make(chan manifest.Entry)
+	var wg sync.WaitGroup
+	for w := 0; w < max(1, min(jobs, 4)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 1<<20)
+			for e := range work {
+				p := filepath.Join(dest, filepath.FromSlash(e.Path))
+				n, err := hashFile(p, buf)
+				mu.Lock()
+				switch {
+				case err != nil:
+					errs = append(errs, fmt.Errorf("file %s (manifest line %d): %w", e.Path, e.Line, err))
+				case n.sum != e.SHA256:
+					os.Remove(p)
+					errs = append(errs, fmt.Errorf("file %s (manifest line %d): checksum mismatch: got sha256 %s, the manifest says %s (removed; a re-run fetches it again)", e.Path, e.Line, n.sum, e.SHA256))
+				default:
+					size += n.size
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, e := range entries {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- e
+	}
+	close(work)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return 0, 0, err
+	}
+	if len(errs) > 0 {
+		if len(errs) > 10 {
+			errs = append(errs[:10], fmt.Errorf("... and %d more", len(errs)-10))
+		}
+		return 0, 0, errors.Join(errs...)
+	}
+	return int64(len(entries)), size, nil
+}
+
+type hashed struct {
+	sum  string
+	size int64
+}
+
+func hashFile(p string, buf []byte) (hashed, error) {
+	st, err := os.Lstat(p)
+	if err != nil {
+		return hashed{}, fmt.Errorf("missing after the transfer: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return hashed{}, fmt.Errorf("not a regular file (%s)", st.Mode().Type())
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return hashed{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, f, buf)
+	if err != nil {
+		return hashed{}, err
+	}
+	return hashed{hex.EncodeToString(h.Sum(nil)), n}, nil
+}
+
+type rsyncStats struct {
+	bytes       int64 // transferred so far, over all attempts
+	files, size int64 // from --stats
+}
+
+// progressWriter turns rsync's --info=progress2 and --stats output into
+// Progress reports.
+type progressWriter struct {
+	report func(Progress)
+	base   int64
+	line   []byte
+	stats  rsyncStats
+}
+
+var (
+	progressRE = regexp.MustCompile(`^\s*([\d,]+)\s+(\d+)%.*?(?:to-chk=(\d+)/(\d+))?\)?\s*$`)
+	filesRE    = regexp.MustCompile(`^Number of files: ([\d,]+) \(reg: ([\d,]+)`)
+	sizeRE     = regexp.MustCompile(`^Total file size: ([\d,]+) bytes`)
+)
+
+func (w *progressWriter) Write(p []byte) (int, error) {
+	for _, c := range p {
+		if c == '\r' || c == '\n' {
+			w.parse(string(w.line))
+			w.line = w.line[:0]
+			continue
+		}
+		w.line = append(w.line, c)
+	}
+	return len(p), nil
+}
+
+func (w *progressWriter) flush() { w.parse(string(w.line)); w.line = nil }
+
+func (w *progressWriter) parse(line string) {
+	num := func(s string) int64 { n, _ := strconv.ParseInt(strings.ReplaceAll(s, ",", ""), 10, 64); return n }
+	if m := progressRE.FindStringSubmatch(line); m != nil {
+		b := num(m[1])
+		w.stats.bytes = w.base + b
+		pr := Progress{Bytes: w.stats.bytes, TotalBytes: -1, Files: -1, TotalFiles: -1}
+		if pct := num(m[2]); pct > 0 && pct < 100 {
+			pr.TotalBytes = w.base + b*100/pct
+		} else if pct == 100 {
+			pr.TotalBytes = pr.Bytes
+		}
+		if m[4] != "" {
+			pr.TotalFiles = num(m[4])
+			pr.Files = pr.TotalFiles - num(m[3])
+		}
+		if w.report != nil {
+			w.report(pr)
+		}
+		return
+	}
+	if m := filesRE.FindStringSubmatch(line); m != nil {
+		w.stats.files = num(m[2])
+	}
+	if m := sizeRE.FindStringSubmatch(line); m != nil {
+		w.stats.size = num(m[1])
+	}
+}

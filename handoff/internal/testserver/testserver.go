@@ -1,0 +1,322 @@
+// Package testserver starts real servers on loopback for the hand-off's
+// tests and benchmark: git daemon, git http-backend (behind net/http/cgi,
+// with basic auth), svnserve, an rsync daemon, and a TCP proxy that cuts
+// one connection after a number of bytes. Each binds 127.0.0.1 on a free
+// port and is stopped by t.Cleanup.
+package testserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cgi"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Need skips the test, with the reason, when a program is missing.
+func Need(t testing.TB, progs ...string) {
+	t.Helper()
+	for _, p := range progs {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Skipf("skipping: %s is not installed (make deps installs it)", p)
+		}
+	}
+}
+
+// FreePort returns a loopback port nobody listens on right now.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Start runs a daemon until the test ends, waiting until it accepts on port.
+func Start(t testing.TB, port int, name string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &lockedWriter{w: &out}, &lockedWriter{w: &out}
+	// Its own process group, so the daemon's children (git daemon forks one
+	// per connection) stop with it; WaitDelay in case one holds the pipes.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 2 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-exited:
+			t.Fatalf("%s exited before listening on %d: %s", name, port, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not listen on %d within 10 s: %s", name, port, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// GitDaemon serves the bare repositories under base as git://127.0.0.1:PORT/NAME.
+func GitDaemon(t testing.TB, base string) string {
+	t.Helper()
+	Need(t, "git")
+	port := FreePort(t)
+	Start(t, port, "git", "daemon", "--reuseaddr", "--export-all", "--informative-errors",
+		"--listen=127.0.0.1", "--port="+strconv.Itoa(port), "--base-path="+base, base)
+	return fmt.Sprintf("git://127.0.0.1:%d/", port)
+}
+
+// GitHTTP serves the repositories under base with git http-backend; with a
+// user, every request must carry that basic auth. Returns the base URL.
+func GitHTTP(t testing.TB, base, user, password string) string {
+	t.Helper()
+	backend := "/usr/lib/git-core/git-http-backend"
+	if out, err := exec.Command("git", "--exec-path").Output(); err == nil {
+		backend = filepath.Join(strings.TrimSpace(string(out)), "git-http-backend")
+	}
+	if _, err := os.Stat(backend); err != nil {
+		t.Skipf("skipping: no git-http-backend (%v)", err)
+	}
+	h := &cgi.Handler{Path: backend, Env: []string{"GIT_PROJECT_ROOT=" + base, "GIT_HTTP_EXPORT_ALL=1"}}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if user != "" {
+			u, p, ok := r.BasicAuth()
+			if !ok || u != user || p != password {
+				w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+				http.Error(w, "authentication required", http.StatusUnauthorized)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})}
+	return Serve(t, srv)
+}
+
+// Serve runs srv on a loopback port until the test ends; returns http://ADDR/.
+func Serve(t testing.TB, srv *http.Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return "http://" + ln.Addr().String() + "/"
+}
+
+// SVNServe serves the repositories under root as svn://127.0.0.1:PORT/NAME.
+// Each repository's conf must already say who may read it.
+func SVNServe(t testing.TB, root string) string {
+	t.Helper()
+	Need(t, "svnserve")
+	port := FreePort(t)
+	Start(t, port, "svnserve", "--daemon", "--foreground", "--listen-host=127.0.0.1",
+		"--listen-port="+strconv.Itoa(port), "--root="+root)
+	return fmt.Sprintf("svn://127.0.0.1:%d/", port)
+}
+
+// SVNAuth makes repository repo readable only by user with password.
+func SVNAuth(t testing.TB, repo, user, password string) {
+	t.Helper()
+	conf := "[general]\nanon-access = none\nauth-access = write\npassword-db = passwd\nrealm = strata-test\n"
+	if err := os.WriteFile(filepath.Join(repo, "conf/svnserve.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(repo, "conf/passwd"), []byte("[users]\n"+user+" = "+password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// RsyncModule is one module of an rsync daemon.
+type RsyncModule struct {
+	Name, Path     string
+	User, Password string // both empty: anonymous
+}
+
+// RsyncDaemon serves modules as rsync://127.0.0.1:PORT/NAME/. Returns the
+// base URL and the port.
+func RsyncDaemon(t testing.TB, modules ...RsyncModule) (string, int) {
+	t.Helper()
+	Need(t, "rsync")
+	dir := t.TempDir()
+	var conf strings.Builder
+	fmt.Fprintf(&conf, "pid file = %s/rsyncd.pid\nuse chroot = no\nuid = root\ngid = root\nlog file = %s/rsyncd.log\n", dir, dir)
+	for _, m := range modules {
+		fmt.Fprintf(&conf, "[%s]\npath = %s\nread only = yes\n", m.Name, m.Path)
+		if m.User != "" {
+			secrets := filepath.Join(dir, m.Name+".secrets")
+			if err := os.WriteFile(secrets, []byte(m.User+":"+m.Password+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&conf, "auth users = %s\nsecrets file = %s\n", m.User, secrets)
+		}
+	}
+	cfg := filepath.Join(dir, "rsyncd.conf")
+	if err := os.WriteFile(cfg, []byte(conf.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := FreePort(t)
+	Start(t, port, "rsync", "--daemon", "--no-detach", "--config="+cfg, "--address=127.0.0.1", "--port="+strconv.Itoa(port))
+	return fmt.Sprintf("rsync://127.0.0.1:%d/", port), port
+}
+
+// Proxy forwards loopback TCP connections to a target. The first
+// connection to carry CutAfter bytes from the server is dropped there;
+// everything else passes untouched.
+type Proxy struct {
+	Addr string // 127.0.0.1:PORT to connect to
+
+	target   string
+	cutAfter int64
+	cut      atomic.Bool
+	conns    atomic.Int64
+	mu       sync.Mutex
+	perConn  []int64 // bytes server→client, per connection
+	cuts     atomic.Int64
+	listener net.Listener
+}
+
+// NewProxy starts a proxy to target that cuts one connection after cutAfter
+// bytes from the server (0: never).
+func NewProxy(t testing.TB, target string, cutAfter int64) *Proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{Addr: ln.Addr().String(), target: target, cutAfter: cutAfter, listener: ln}
+	go p.serve()
+	t.Cleanup(func() { ln.Close() })
+	return p
+}
+
+func (p *Proxy) serve() {
+	for {
+		c, err := p.listener.Accept()
+		if err != nil {
+			return
+		}
+		go p.handle(c)
+	}
+}
+
+func (p *Proxy) handle(c net.Conn) {
+	defer c.Close()
+	up, err := net.Dial("tcp", p.target)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	p.mu.Lock()
+	idx := len(p.perConn)
+	p.perConn = append(p.perConn, 0)
+	p.mu.Unlock()
+	p.conns.Add(1)
+	clientDone := make(chan struct{})
+	go func() {
+		defer close(clientDone)
+		io.Copy(up, c)
+		if tc, ok := up.(*net.TCPConn); ok {
+			tc.CloseWrite()
+		}
+	}()
+	buf := make([]byte, 32<<10)
+	var n int64
+	for {
+		want := int64(len(buf))
+		armed := p.cutAfter > 0 && !p.cut.Load()
+		if armed && p.cutAfter-n < want {
+			want = p.cutAfter - n
+		}
+		if want == 0 && p.cut.CompareAndSwap(false, true) {
+			p.cuts.Add(1)
+			// A hard cut: reset, as a dropped link looks to the client.
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.SetLinger(0)
+			}
+			return
+		}
+		k, err := up.Read(buf[:want])
+		if k > 0 {
+			if _, werr := c.Write(buf[:k]); werr != nil {
+				return
+			}
+			n += int64(k)
+			p.mu.Lock()
+			p.perConn[idx] = n
+			p.mu.Unlock()
+		}
+		if err != nil {
+			if tc, ok := c.(*net.TCPConn); ok && errors.Is(err, io.EOF) {
+				tc.CloseWrite()
+				select {
+				case <-clientDone:
+				case <-time.After(30 * time.Second):
+				}
+			}
+			return
+		}
+	}
+}
+
+// Cuts is how many connections were cut.
+func (p *Proxy) Cuts() int64 { return p.cuts.Load() }
+
+// Bytes returns the bytes sent server→client on each connection so far.
+func (p *Proxy) Bytes() []int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]int64{}, p.perConn...)
+}
+
+// Total is the bytes sent server→client over all connections.
+func (p *Proxy) Total() int64 {
+	var s int64
+	for _, n := range p.Bytes() {
+		s += n
+	}
+	return s
+}
