@@ -132,6 +132,9 @@ func Run(ctx context.Context, p *profile.Profile, opt Options) (Report, error) {
 	if st, err := os.Stat(opt.Root); err != nil || !st.IsDir() {
 		return Report{}, fmt.Errorf("handoff: root %s is not a directory", opt.Root)
 	}
+	if abs, err := filepath.Abs(opt.Root); err == nil {
+		opt.Root = abs
+	}
 	if opt.Jobs <= 0 {
 		opt.Jobs = 2
 	}
@@ -474,12 +477,18 @@ func (h *handoff) dataset(ctx context.Context, d profile.Dataset) ItemReport {
 	if o != nil {
 		fileOwner = *o
 	}
-	h.emit(Event{Type: Phase, Item: it, Phase: "fetch"})
+	if plan.Method != dataset.Buffer {
+		h.emit(Event{Type: Phase, Item: it, Phase: "fetch"})
+	}
 	prog := h.progress(it)
 	res, err := dataset.Fetch(ctx, d, dest, dataset.Options{
 		Runner: h.opt.Runner, Creds: h.opt.Creds, Server: h.opt.Server, Owner: fileOwner,
 		FileJobs: h.opt.FileJobs, Retries: h.opt.Retries, Log: h.opt.Log, TempDir: h.opt.TempDir,
-		Progress: func(p dataset.Progress) { prog(Counts(p), false) },
+		Progress: func(p dataset.Progress) {
+			if plan.Method != dataset.Buffer {
+				prog(Counts(p), false)
+			}
+		},
 	})
 	if err != nil {
 		return h.fail(it, start, err)
@@ -493,7 +502,9 @@ func (h *handoff) dataset(ctx context.Context, d profile.Dataset) ItemReport {
 	}
 	took := time.Since(start)
 	c := Counts{Bytes: res.Bytes, TotalBytes: res.Bytes, Files: res.Files, TotalFiles: res.Files}
-	prog(c, true)
+	if plan.Method != dataset.Buffer {
+		prog(c, true)
+	}
 	detail = fmt.Sprintf("%d files, %s in %s", res.Files, HumanBytes(res.Bytes), took.Round(time.Millisecond))
 	if res.Method == dataset.Buffer {
 		detail = "empty directory ready"

@@ -30,7 +30,11 @@ type Owner struct{ UID, GID int }
 // system would (an absolute link is relative to root), and never lead out
 // of root.
 func InRoot(root, p string, mkOwner *Owner) (string, error) {
-	realRoot, err := filepath.EvalSymlinks(root)
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return "", fmt.Errorf("root %s: %w", root, err)
+	}
+	realRoot, err := filepath.EvalSymlinks(abs)
 	if err != nil {
 		return "", fmt.Errorf("root %s: %w", root, err)
 	}

@@ -139,3 +139,14 @@ func TestFileReplacesSymlinkedDirs(t *testing.T) {
 		t.Error("wrote through a symlink")
 	}
 }
+
+func TestInRootRelativeRoot(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	os.Mkdir("root", 0o755)
+	got, err := InRoot("root", "/srv/music", nil)
+	real, _ := filepath.EvalSymlinks(dir)
+	if err != nil || got != filepath.Join(real, "root/srv/music") {
+		t.Errorf("relative root: %s %v", got, err)
+	}
+}
