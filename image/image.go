@@ -171,6 +171,9 @@ func newBuild(o Options) (*build, error) {
 	if o.Out == "" {
 		return nil, fmt.Errorf("image: no output directory")
 	}
+	if err := checkAppend(o.Append); err != nil {
+		return nil, fmt.Errorf("image: %w", err)
+	}
 	for _, p := range []string{o.Kernel, o.Initrd} {
 		st, err := os.Stat(p)
 		if err != nil {
@@ -192,6 +195,9 @@ func newBuild(o Options) (*build, error) {
 			return nil, fmt.Errorf("image: %s is not a directory", p)
 		}
 	}
+	if err := checkKernel(o.Kernel); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("image: %w", err)
 	}
@@ -209,6 +215,21 @@ func newBuild(o Options) (*build, error) {
 	}
 	b.marker = "live/strata-" + hex.EncodeToString(id)
 	return b, nil
+}
+
+// checkKernel catches a kernel and initramfs given the wrong way round: an
+// x86 bzImage has the boot protocol's "HdrS" at 0x202, or no loader takes it.
+func checkKernel(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
+	defer f.Close()
+	magic := make([]byte, 4)
+	if _, err := f.ReadAt(magic, 0x202); err != nil || string(magic) != "HdrS" {
+		return fmt.Errorf("image: %s is not an x86 Linux kernel (bzImage)", p)
+	}
+	return nil
 }
 
 // file is one file on a medium: copied from src, or content when src is "".

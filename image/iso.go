@@ -35,9 +35,6 @@ func ISO(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	if err := checkAppend(o.Append); err != nil {
-		return fmt.Errorf("image: %w", err)
-	}
 	l := b.o.Loaders
 	for _, p := range []string{l.ISOLinux, l.LDLinux, l.ISOHybridMBR} {
 		if err := needLoader(p); err != nil {

@@ -35,9 +35,6 @@ func PXE(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	if err := checkAppend(o.Append); err != nil {
-		return fmt.Errorf("image: %w", err)
-	}
 	for _, h := range o.Hosts {
 		if err := checkHost(h); err != nil {
 			return fmt.Errorf("image: %w", err)

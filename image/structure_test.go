@@ -22,7 +22,9 @@ func fakeInputs(t *testing.T) (kernel, initrd, profiles string) {
 	t.Helper()
 	dir := t.TempDir()
 	kernel, initrd = filepath.Join(dir, "vmlinuz"), filepath.Join(dir, "initrd.img")
-	if err := os.WriteFile(kernel, bytes.Repeat([]byte("K"), 3<<20+17), 0o644); err != nil {
+	k := bytes.Repeat([]byte("K"), 3<<20+17)
+	copy(k[0x202:], "HdrS") // what a bzImage has there
+	if err := os.WriteFile(kernel, k, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(initrd, bytes.Repeat([]byte("I"), 5<<20+3), 0o644); err != nil {
@@ -386,6 +388,7 @@ func TestOptionErrors(t *testing.T) {
 		"no out":         {Kernel: k, Initrd: i},
 		"bad append":     {Kernel: k, Initrd: i, Out: t.TempDir(), Append: "a=$(reboot)"},
 		"profiles file":  {Kernel: k, Initrd: i, Out: t.TempDir(), Profiles: k},
+		"swapped":        {Kernel: i, Initrd: k, Out: t.TempDir()},
 	}
 	for name, o := range cases {
 		for kind, build := range map[string]func(context.Context, Options) error{"usb": USB, "iso": ISO, "pxe": PXE} {

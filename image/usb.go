@@ -49,9 +49,6 @@ func USB(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	if err := checkAppend(o.Append); err != nil {
-		return fmt.Errorf("image: %w", err)
-	}
 	if err := needLoader(b.o.Loaders.GPTMBR); err != nil {
 		return fmt.Errorf("image: %w", err)
 	}
