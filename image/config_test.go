@@ -189,3 +189,22 @@ func TestUSBSize(t *testing.T) {
 		t.Error("--size 200G accepted beyond go-diskfs's FAT32 limit")
 	}
 }
+
+func TestFAT32LayoutWorkaround(t *testing.T) {
+	// 40 GiB - 2 MiB is a size go-diskfs lays out with a FAT one entry short
+	// (syslinux crashed on it).
+	bad := 40*gib - 2*mib
+	if fat32LayoutOK(bad) {
+		t.Fatal("fat32LayoutOK does not see the go-diskfs layout bug at 40 GiB")
+	}
+	n := espFitSectors(bad / 512)
+	if !fat32LayoutOK(n*512) || n >= bad/512 || bad/512-n > 512 {
+		t.Errorf("espFitSectors(%d) = %d", bad/512, n)
+	}
+	// Every size we might pick gets a good layout, a few sectors down at most.
+	for size := minESP; size <= 2*gib; size += mib / 4 {
+		if n := espFitSectors(size / 512); !fat32LayoutOK(n*512) || size/512-n > 512 {
+			t.Fatalf("size %d: espFitSectors = %d", size, n)
+		}
+	}
+}

@@ -212,6 +212,27 @@ func TestUSBSizeOption(t *testing.T) {
 	}
 }
 
+// TestUSBLargeSizes builds sparse images at sizes where go-diskfs's FAT32
+// layout would be one FAT entry short (syslinux crashed on 32G and 40G).
+func TestUSBLargeSizes(t *testing.T) {
+	needTools(t, "grub-mkstandalone", "syslinux", "mdir")
+	if testing.Short() {
+		t.Skip("skipping multi-GiB sparse images in -short mode")
+	}
+	for _, size := range []int64{32 * gib, 40 * gib} {
+		o := structOptions(t)
+		o.Size = size
+		if err := USB(context.Background(), o); err != nil {
+			t.Fatalf("--size %s: %v", humanSize(size), err)
+		}
+		img := filepath.Join(o.Out, USBFile)
+		if out := output(t, "mdir", "-a", "-b", "-i", img+"@@"+fmt.Sprint(espStart), "::/syslinux"); !strings.Contains(out, "ldlinux.sys") {
+			t.Errorf("--size %s: no ldlinux.sys:\n%s", humanSize(size), out)
+		}
+		os.Remove(img)
+	}
+}
+
 func TestUSBRefusesHugeFile(t *testing.T) {
 	needTools(t, "grub-mkstandalone")
 	o := structOptions(t)

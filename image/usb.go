@@ -160,6 +160,33 @@ func fat32Cluster(size int64) int64 {
 	return 32768
 }
 
+// espFitSectors returns the largest ESP size, at most limit sectors, whose
+// FAT32 layout go-diskfs v1.9.4 gets right. Its closed form for sectors per
+// FAT leaves out the two reserved FAT entries, so for some sizes (about one
+// in 250 with 32 KiB clusters) the FAT is one entry short of the last
+// cluster: syslinux then crashes and mtools reports "Bad FAT entry". Going
+// down a few sectors gives a layout with room.
+func espFitSectors(limit int64) int64 {
+	for n := limit; n > limit-4096; n-- {
+		if fat32LayoutOK(n * 512) {
+			return n
+		}
+	}
+	return limit // not reached: every few hundred sectors there is a fit
+}
+
+// fat32LayoutOK repeats go-diskfs's FAT32 layout arithmetic for a volume of
+// size bytes and says whether the FAT has an entry for every cluster.
+func fat32LayoutOK(size int64) bool {
+	const reserved = 32
+	total := size / 512
+	spc := fat32Cluster(size) / 512
+	denom := 512*spc + 8
+	perFAT := int64(uint16((4*(total-reserved) + denom - 1) / denom)) // go-diskfs keeps 16 bits
+	clusters := (total - reserved - 2*perFAT) / spc
+	return perFAT*512/4 >= clusters+2
+}
+
 // writeUSB creates the image at p with go-diskfs: GPT, the ESP, FAT32, files.
 func writeUSB(ctx context.Context, p string, total int64, files []file) error {
 	d, err := diskfs.Create(p, total, diskfs.SectorSizeDefault)
@@ -167,7 +194,7 @@ func writeUSB(ctx context.Context, p string, total int64, files []file) error {
 		return fmt.Errorf("image: create %s: %w", p, err)
 	}
 	defer d.Close()
-	sectors := uint64(total / 512)
+	espSectors := espFitSectors(total/512 - 2*mib/512)
 	table := &gpt.Table{
 		LogicalSectorSize:  512,
 		PhysicalSectorSize: 512,
@@ -175,7 +202,7 @@ func writeUSB(ctx context.Context, p string, total int64, files []file) error {
 		Partitions: []*gpt.Partition{{
 			Index:      1,
 			Start:      uint64(espStart / 512),
-			End:        sectors - uint64(mib/512) - 1,
+			End:        uint64(espStart/512+espSectors) - 1,
 			Type:       gpt.EFISystemPartition,
 			Name:       "strata",
 			Attributes: legacyBIOSBootable,
