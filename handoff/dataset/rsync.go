@@ -100,49 +100,33 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 	}
 	defer os.RemoveAll(stage)
 
-	// The manifest: the profile's, or SHA256SUMS at the top of the source.
-	var entries []manifest.Entry
-	switch {
-	case p.Manifest != "":
-		var err error
-		if entries, res.Digest, err = readManifest(ctx, p.Manifest, opt); err != nil {
-			return res, err
-		}
-		res.Verified = "sha256 manifest " + p.Manifest
-	default:
-		args := []string{"--timeout=120"}
-		if ssh != nil {
-			args = append(args, "-e", run.Quote(ssh))
+	// The manifest (the profile's, or SHA256SUMS at the top of the source)
+	// comes while the transfer runs: an rsync connection costs a good part
+	// of a second in handshakes, which need not add up.
+	type manifestResult struct {
+		entries  []manifest.Entry
+		digest   string
+		verified string
+		err      error
+	}
+	mch, mdone := make(chan manifestResult, 1), make(chan struct{})
+	mctx, mcancel := context.WithCancel(ctx)
+	go func() {
+		defer close(mdone)
+		var m manifestResult
+		if p.Manifest != "" {
+			m.entries, m.digest, m.err = readManifest(mctx, p.Manifest, opt)
+			m.verified = "sha256 manifest " + p.Manifest
 		} else {
-			args = append(args, "--password-file=-")
+			m.entries, m.digest, m.err = rsyncManifest(mctx, src, stage, ssh, password, opt)
+			m.verified = "sha256 manifest " + src + DefaultManifest
 		}
-		args = append(args, "--", src+DefaultManifest, stage+"/")
-		_, err := opt.Runner.Run(ctx, run.Cmd{Name: "rsync", Args: args, Stdin: strings.NewReader(password)})
-		var ee *run.ExitError
-		switch {
-		case err == nil:
-			data, err := os.ReadFile(filepath.Join(stage, DefaultManifest))
-			if err != nil {
-				return res, fmt.Errorf("manifest: %w", err)
-			}
-			sum := sha256.Sum256(data)
-			res.Digest = hex.EncodeToString(sum[:])
-			if entries, err = manifest.Parse(src+DefaultManifest, bytes.NewReader(data)); err != nil {
-				return res, err
-			}
-			res.Verified = "sha256 manifest " + src + DefaultManifest
-		case errors.As(err, &ee) && ee.Code == 23 && strings.Contains(ee.Stderr, "No such file"):
-			opt.Log("dataset: %s has no %s; rsync's own checksums verify the transfer", src, DefaultManifest)
-		default:
-			return res, fmt.Errorf("rsync %s: %w", src+DefaultManifest, explainRsync(err))
-		}
-	}
-	if entries != nil {
-		var err error
-		if entries, err = selectEntries(entries, sel, "the manifest"); err != nil {
-			return res, err
-		}
-	}
+		mch <- m
+	}()
+	// On any return: stop the manifest fetch, wait for it, then (the
+	// earlier defer) remove the staging directory.
+	defer func() { <-mdone }()
+	defer mcancel()
 
 	args := RsyncArgs(src, dest, sel, opt.Owner, ssh)
 	var stats rsyncStats
@@ -167,7 +151,17 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 		}
 	}
 	res.Files, res.Bytes = stats.files, stats.size
+	mr := <-mch
+	if mr.err != nil {
+		return res, mr.err
+	}
+	entries := mr.entries
 	if entries != nil {
+		res.Digest, res.Verified = mr.digest, mr.verified
+		var err error
+		if entries, err = selectEntries(entries, sel, "the manifest"); err != nil {
+			return res, err
+		}
 		n, size, err := verifyTree(ctx, dest, entries, opt.FileJobs)
 		if err != nil {
 			return res, err
@@ -175,6 +169,35 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 		res.Files, res.Bytes = n, size
 	}
 	return res, nil
+}
+
+// rsyncManifest fetches SHA256SUMS from the top of the source into the
+// staging directory; no manifest there is not an error (nil entries).
+func rsyncManifest(ctx context.Context, src, stage string, ssh []string, password string, opt Options) ([]manifest.Entry, string, error) {
+	args := []string{"--timeout=120"}
+	if ssh != nil {
+		args = append(args, "-e", run.Quote(ssh))
+	} else {
+		args = append(args, "--password-file=-")
+	}
+	args = append(args, "--", src+DefaultManifest, stage+"/")
+	_, err := opt.Runner.Run(ctx, run.Cmd{Name: "rsync", Args: args, Stdin: strings.NewReader(password)})
+	var ee *run.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee) && ee.Code == 23 && strings.Contains(ee.Stderr, "No such file"):
+		opt.Log("dataset: %s has no %s; rsync's own checksums verify the transfer", src, DefaultManifest)
+		return nil, "", nil
+	default:
+		return nil, "", fmt.Errorf("rsync %s: %w", src+DefaultManifest, explainRsync(err))
+	}
+	data, err := os.ReadFile(filepath.Join(stage, DefaultManifest))
+	if err != nil {
+		return nil, "", fmt.Errorf("manifest: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	entries, err := manifest.Parse(src+DefaultManifest, bytes.NewReader(data))
+	return entries, hex.EncodeToString(sum[:]), err
 }
 
 func explainRsync(err error) error {
