@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -96,6 +97,9 @@ func USB(ctx context.Context, o Options) error {
 	}
 	if err := b.installSyslinux(ctx, tmp); err != nil {
 		return err
+	}
+	if err := syncBackupBootSector(tmp, espStart); err != nil {
+		return fmt.Errorf("image: %w", err)
 	}
 	if err := writeAt(tmp, gptmbr[:440], 0); err != nil {
 		return fmt.Errorf("image: gptmbr.bin: %w", err)
@@ -275,6 +279,29 @@ func (b *build) installSyslinux(ctx context.Context, img string) error {
 
 func syslinuxArgs(img string) []string {
 	return []string{"--offset", strconv.FormatInt(espStart, 10), "--directory", "/syslinux", "--install", img}
+}
+
+// syncBackupBootSector copies the FAT32 boot sector, now with syslinux's
+// code, over its backup (BPB offset 0x32 names the sector), as a freshly
+// formatted volume has it; the installer updates the primary only.
+func syncBackupBootSector(img string, fsStart int64) error {
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	bs := make([]byte, 512)
+	if _, err := f.ReadAt(bs, fsStart); err != nil {
+		return fmt.Errorf("read boot sector: %w", err)
+	}
+	backup := int64(binary.LittleEndian.Uint16(bs[0x32:0x34]))
+	if backup == 0 || backup == 0xffff {
+		return nil // no backup boot sector
+	}
+	if _, err := f.WriteAt(bs, fsStart+backup*512); err != nil {
+		return fmt.Errorf("write backup boot sector: %w", err)
+	}
+	return f.Close()
 }
 
 // writeAt overwrites bytes of an existing file.
