@@ -207,6 +207,8 @@ func explainRsync(err error) error {
 	}
 	low := strings.ToLower(ee.Stderr)
 	switch {
+	case strings.Contains(low, "host key verification failed"):
+		return fmt.Errorf("%w (host key verification failed: the server's key is not the one in the credentials' known-hosts file)", err)
 	case strings.Contains(low, "auth failed"), strings.Contains(low, "failed to read a password"), strings.Contains(low, "permission denied (publickey"):
 		return fmt.Errorf("%w (authentication: add an entry for this URL to the credentials file, see docs/handoff.md#credentials)", err)
 	case strings.Contains(low, "unknown module"):

@@ -113,15 +113,36 @@ func GitEnv(repoURL string, store *creds.Store) []string {
 	return env
 }
 
-// sshFor is the ssh command for an ssh URL (or scp-like address), "" for others.
+// sshFor is the ssh command for an ssh URL (or scp-like address), "" for
+// others. git passes the URL's port to ssh itself; svn does not, so its
+// tunnel command carries it.
 func sshFor(raw string, m creds.Match) string {
 	u, err := url.Parse(raw)
 	isSSH := err == nil && (u.Scheme == "ssh" || u.Scheme == "svn+ssh" || u.Scheme == "git+ssh")
 	if !isSSH && !(strings.Contains(raw, "@") && !strings.Contains(raw, "://")) {
 		return ""
 	}
-	// The port is in the URL, which git/svn pass to ssh themselves.
 	return run.Quote(m.SSHCommand(""))
+}
+
+// svnSSH is SVN_SSH for an svn+ssh URL. svn hands ssh "host:port" as the
+// host name when the URL has a port, which ssh cannot resolve; a private
+// ssh_config (in the live environment's scratch directory) maps it back.
+func svnSSH(raw string, m creds.Match, dir string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "svn+ssh" {
+		return "", nil
+	}
+	argv := m.SSHCommand("")
+	if port := u.Port(); port != "" {
+		cfg := filepath.Join(dir, "ssh_config")
+		text := fmt.Sprintf("Host %s:%s\n  HostName %s\n  Port %s\n", u.Hostname(), port, u.Hostname(), port)
+		if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+			return "", fmt.Errorf("ssh config: %w", err)
+		}
+		argv = append([]string{argv[0], "-F", cfg}, argv[1:]...)
+	}
+	return strings.Join(argv, " "), nil
 }
 
 // Step is one command of a checkout.
@@ -205,6 +226,8 @@ func explainGit(err error) error {
 	}
 	low := strings.ToLower(ee.Stderr)
 	switch {
+	case strings.Contains(low, "host key verification failed"):
+		return fmt.Errorf("%w (host key verification failed: the server's key is not the one in the credentials' known-hosts file)", err)
 	case strings.Contains(low, "authentication failed"), strings.Contains(low, "could not read username"), strings.Contains(low, "permission denied (publickey"):
 		return fmt.Errorf("%w (authentication: add an entry for this URL to the credentials file, see docs/handoff.md#credentials)", err)
 	case strings.Contains(low, "remote branch") && strings.Contains(low, "not found"):
@@ -257,7 +280,12 @@ func svnCheckout(ctx context.Context, r profile.Repo, stage string, opt Options)
 		user = m.Basic.User
 	}
 	cmd.Args = SVNArgs(r, repoURL, stage, cfg, user)
-	if ssh := sshFor(repoURL, m); ssh != "" {
+	ssh, err := svnSSH(repoURL, m, cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	if ssh != "" {
+		// svn splits SVN_SSH at blanks; it holds no quotes.
 		cmd.Env = append(cmd.Env, "SVN_SSH="+ssh)
 	}
 	opt.Phase("checkout")
@@ -282,6 +310,8 @@ func explainSVN(err error) error {
 	}
 	low := strings.ToLower(ee.Stderr)
 	switch {
+	case strings.Contains(low, "host key verification failed"):
+		return fmt.Errorf("%w (host key verification failed: the server's key is not the one in the credentials' known-hosts file)", err)
 	case strings.Contains(low, "e170001"), strings.Contains(low, "authorization failed"), strings.Contains(low, "authentication"):
 		return fmt.Errorf("%w (authentication: add an entry for this URL to the credentials file, see docs/handoff.md#credentials)", err)
 	case strings.Contains(low, "e170000"), strings.Contains(low, "e160013"), strings.Contains(low, "e210005"), strings.Contains(low, "no repository found"):

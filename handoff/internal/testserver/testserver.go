@@ -320,3 +320,58 @@ func (p *Proxy) Total() int64 {
 	}
 	return s
 }
+
+// SSH is an sshd on loopback that lets root in with a key made for the test.
+type SSH struct {
+	Port       int
+	Key        string // the client's private key
+	KnownHosts string // the server's host key, as known_hosts
+	WrongHosts string // a known_hosts with another key for the same host
+}
+
+// SSHD starts an sshd for the test (root login with a fresh key only).
+func SSHD(t testing.TB) SSH {
+	t.Helper()
+	Need(t, "ssh", "ssh-keygen")
+	if _, err := os.Stat("/usr/sbin/sshd"); err != nil {
+		t.Skip("skipping: no /usr/sbin/sshd (apt-get install openssh-server; make deps)")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: sshd for the test logs in as root and must run as root")
+	}
+	dir := t.TempDir()
+	for _, k := range []string{"host", "client", "other"} {
+		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", k, "-f", filepath.Join(dir, k)).CombinedOutput(); err != nil {
+			t.Fatalf("ssh-keygen: %v %s", err, out)
+		}
+	}
+	read := func(f string) string {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	port := FreePort(t)
+	s := SSH{Port: port, Key: filepath.Join(dir, "client"), KnownHosts: filepath.Join(dir, "known_hosts"), WrongHosts: filepath.Join(dir, "wrong_hosts")}
+	hostKey := strings.Fields(read("host.pub"))
+	otherKey := strings.Fields(read("other.pub"))
+	os.WriteFile(s.KnownHosts, []byte(fmt.Sprintf("[127.0.0.1]:%d %s %s\n", port, hostKey[0], hostKey[1])), 0o644)
+	os.WriteFile(s.WrongHosts, []byte(fmt.Sprintf("[127.0.0.1]:%d %s %s\n", port, otherKey[0], otherKey[1])), 0o644)
+	os.WriteFile(filepath.Join(dir, "authorized_keys"), []byte(read("client.pub")+"\n"), 0o600)
+	conf := fmt.Sprintf(`Port %d
+ListenAddress 127.0.0.1
+HostKey %s/host
+AuthorizedKeysFile %s/authorized_keys
+StrictModes no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UsePAM no
+PidFile none
+`, port, dir, dir)
+	os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(conf), 0o644)
+	os.MkdirAll("/run/sshd", 0o755) // sshd's privilege separation directory
+	Start(t, port, "/usr/sbin/sshd", "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
+	return s
+}
