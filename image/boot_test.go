@@ -27,7 +27,7 @@ const (
 	// live system checks (and refuses unknown names of).
 	bootMarker = "imagetest=boot-check"
 	testMAC    = "52:54:00:5e:1a:01"
-	bootWait   = 150 * time.Second // TCG boots take 20-35 s; room for a busy host
+	bootWait   = 240 * time.Second // TCG boots take 25-60 s; a host busy with other guests doubles that
 )
 
 // artefacts are built once per test binary and shared by the boot tests.
@@ -47,7 +47,7 @@ func buildArtefacts(t *testing.T) artefacts {
 	needTools(t, "grub-mkstandalone", "syslinux", "qemu-system-x86_64")
 	kernel, initrd := liveSystem(t)
 	artOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "strata-image-boot-")
+		dir, err := sharedTempDir("strata-image-boot-")
 		if err != nil {
 			artErr = err
 			return
@@ -87,7 +87,7 @@ func liveSystem(t testing.TB) (kernel, initrd string) {
 		return testKernel(t), p
 	}
 	liveOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "strata-image-live-")
+		dir, err := sharedTempDir("strata-image-live-")
 		if err != nil {
 			liveErr = err
 			return

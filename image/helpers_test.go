@@ -15,6 +15,31 @@ import (
 
 // Test inputs: the cached Debian kernel and a marker initramfs.
 
+// sharedDirs are temporary directories shared by several tests (built once
+// per test binary); TestMain removes them.
+var (
+	sharedMu   sync.Mutex
+	sharedDirs []string
+)
+
+func sharedTempDir(pattern string) (string, error) {
+	dir, err := os.MkdirTemp("", pattern)
+	if err == nil {
+		sharedMu.Lock()
+		sharedDirs = append(sharedDirs, dir)
+		sharedMu.Unlock()
+	}
+	return dir, err
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, d := range sharedDirs {
+		os.RemoveAll(d)
+	}
+	os.Exit(code)
+}
+
 // testKernel returns the kernel unpacked by `make deps`, or skips.
 func testKernel(t testing.TB) string {
 	t.Helper()
@@ -71,7 +96,7 @@ func markerInitrd(t testing.TB) string {
 		w.file("bin/busybox", 0o755, data)
 		w.file("init", 0o755, []byte(markerInit))
 		w.trailer()
-		dir, err := os.MkdirTemp("", "strata-marker-")
+		dir, err := sharedTempDir("strata-marker-")
 		if err != nil {
 			markerErr = err
 			return
