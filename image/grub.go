@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,6 +31,9 @@ func (b *build) grubStandalone(ctx context.Context, format, moddir, out, embedde
 		return fmt.Errorf("image: %w", err)
 	}
 	_, err = b.run.Run(ctx, run.Cmd{Name: "grub-mkstandalone", Args: grubStandaloneArgs(format, moddir, out, cfg, modules)})
+	if errors.Is(err, run.ErrNotFound) {
+		return fmt.Errorf("image: build GRUB %s: %w (install the Debian package grub-common)", format, err)
+	}
 	if err != nil {
 		return fmt.Errorf("image: build GRUB %s: %w", format, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +13,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/stratahq/strata/internal/run"
 )
 
 // Structure tests build real artefacts with the real tools and read them
@@ -446,5 +449,15 @@ func TestOptionErrors(t *testing.T) {
 	bad := Options{Kernel: k, Initrd: i, Out: t.TempDir(), Loaders: Loaders{GPTMBR: "/nonexistent/gptmbr.bin"}}
 	if err := USB(ctx, bad); err == nil || !strings.Contains(err.Error(), "syslinux-common") {
 		t.Errorf("missing gptmbr.bin: %v (want the Debian package named)", err)
+	}
+	// A missing program is reported with its package; the recorded argv
+	// shows what would have run.
+	rec := &run.Recorder{Respond: func(c run.Cmd) (run.Result, error) { return run.Result{}, run.ErrNotFound }}
+	err := USB(ctx, Options{Kernel: k, Initrd: i, Out: t.TempDir(), Runner: rec})
+	if !errors.Is(err, run.ErrNotFound) || !strings.Contains(err.Error(), "grub-common") {
+		t.Errorf("grub-mkstandalone missing: %v", err)
+	}
+	if len(rec.Calls) != 1 || rec.Calls[0].Name != "grub-mkstandalone" || !strings.Contains(rec.Argv(), "--format=x86_64-efi") {
+		t.Errorf("recorded commands:\n%s", rec.Argv())
 	}
 }

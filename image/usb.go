@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -271,6 +272,9 @@ func (b *build) installSyslinux(ctx context.Context, img string) error {
 		// otherwise reject; firmware and syslinux use LBA anyway.
 		Env: []string{"MTOOLS_SKIP_CHECK=1"},
 	})
+	if errors.Is(err, run.ErrNotFound) {
+		return fmt.Errorf("image: install syslinux: %w (install the Debian packages syslinux and mtools)", err)
+	}
 	if err != nil {
 		return fmt.Errorf("image: install syslinux: %w", err)
 	}
