@@ -160,7 +160,7 @@ case_ "large: strata manifest"        "handoff $P_lm"
 case_ "large: strata rsync"           "handoff $P_lr"
 case_ "small: curl | zstd -d | tar -x" "curltarz small.tar.zst d/small"
 [ "$ondisk" = no ] || case_ "small: curl | zstd | tar; sync" "curltarz small.tar.zst d/small && sync -f \"\$dest\""
-case_ "small: curl each file (-Z 4)"  "curl -fsS --create-dirs --parallel --parallel-max 4 -K $work/small-urls.cfg"
+case_ "small: curl each file (-Z 4)"  "curl -fsS --no-progress-meter --create-dirs --parallel --parallel-max 4 -K $work/small-urls.cfg"
 case_ "small: rsync"                  "rsync -rlpt \"\$R/small/\" \"\$dest/\""
 [ "$ondisk" = no ] || case_ "small: rsync; sync" "rsync -rlpt \"\$R/small/\" \"\$dest/\" && sync -f \"\$dest\""
 case_ "small: strata archive"         "handoff $P_sa"
@@ -177,20 +177,29 @@ case_ "4 sets: strata manifest -j4"   "handoff --jobs 4 $P_4m"
 case_ "4 sets: strata rsync -j1"      "handoff --jobs 1 $P_4r"
 case_ "4 sets: strata rsync -j4"      "handoff --jobs 4 $P_4r"
 
-declare -A best
+# children's user+sys seconds so far, from the shell's `times`
+# (`times` must run in this shell, not in a $(...) subshell: hence the file)
+cpu() { times > "$work/times"; }
+declare -A all cpubest
 for ((round = 1; round <= RUNS; round++)); do
   echo "bench: round $round of $RUNS" >&2
   for i in "${!labels[@]}"; do
     rm -rf "$dest" && mkdir -p "$dest" && sync
+    cpu; c0=$(tail -1 "$work/times" | awk '{ split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.3f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }')
     a=$(now)
     bash -c "${cmds[$i]}" >/dev/null || { echo "bench: ${labels[$i]} failed" >&2; exit 1; }
     b=$(now)
+    cpu; c1=$(tail -1 "$work/times" | awk '{ split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.3f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }')
     t=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b - a }')
+    c=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }')
     l=${labels[$i]}
-    if [ -z "${best[$l]:-}" ] || awk -v t="$t" -v b="${best[$l]}" 'BEGIN { exit !(t < b) }'; then best[$l]=$t; fi
-    printf '  %-34s %6ss\n' "$l" "$t" >&2
+    all[$l]="${all[$l]:-} $t"
+    if [ -z "${cpubest[$l]:-}" ] || awk -v t="$c" -v b="${cpubest[$l]}" 'BEGIN { exit !(t < b) }'; then cpubest[$l]=$c; fi
+    printf '  %-34s %6ss  cpu %6ss\n' "$l" "$t" "$c" >&2
   done
 done
+# best and median of the rounds
+stat_() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{ v[NR] = $1 } END { printf "%s %s", v[1], (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 
 # ---- table ---------------------------------------------------------------
 ssz=$(du -sm --apparent-size "$src/small" | cut -f1)
@@ -198,15 +207,17 @@ echo
 echo "hand-off on loopback: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), destination on $(stat -f -c %T "$(dirname "$dest")"), best of $RUNS"
 echo "large: one ${LARGE_MIB} MiB file; small: ${SMALL_FILES} files, ${ssz} MiB; 4 sets: 4 datasets of ${SET_MIB} MiB"
 echo
-printf '| %-32s | %8s | %11s |\n' "run" "time" "throughput"
-printf '|%s|%s|%s|\n' "----------------------------------" "----------" "-------------"
+printf '| %-32s | %8s | %8s | %11s | %9s |\n' "run" "best" "median" "throughput" "CPU"
+printf '|%s|%s|%s|%s|%s|\n' "----------------------------------" "----------" "----------" "-------------" "-----------"
 for l in "${labels[@]}"; do
   case $l in
     large*) n=$LARGE_MIB ;;
     small*) n=$ssz ;;
     *) n=$((4 * SET_MIB)) ;;
   esac
-  printf '| %-32s | %6s s | %5s MiB/s |\n' "$l" "${best[$l]}" "$(awk -v n="$n" -v t="${best[$l]}" 'BEGIN { printf "%.0f", (t > 0 ? n / t : 0) }')"
+  read -r b m <<<"$(stat_ "${all[$l]}")"
+  printf '| %-32s | %6s s | %6s s | %5s MiB/s | %7s s |\n' "$l" "$b" "$m" "$(awk -v n="$n" -v t="$b" 'BEGIN { printf "%.0f", (t > 0 ? n / t : 0) }')" "${cpubest[$l]}"
 done
 echo
+echo "throughput is of the best time; CPU is the client side's user+sys (the servers' is not counted), lowest of the rounds."
 echo "strata verifies every byte (sha256) and runs syncfs on the destination before it marks a dataset done."

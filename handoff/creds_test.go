@@ -68,7 +68,7 @@ func TestCredentialsNeverLogged(t *testing.T) {
 	for _, it := range r.rep.Items {
 		if it.Status != handoff.Failed {
 			t.Errorf("%s without credentials: %s", it.Item, it.Status)
-		} else if it.Item.Kind == "repo" && !strings.Contains(it.Err.Error(), "credentials file") {
+		} else if !strings.Contains(it.Err.Error(), "credentials file") {
 			t.Errorf("%s: no hint about credentials: %v", it.Item, it.Err)
 		}
 	}

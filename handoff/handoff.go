@@ -516,7 +516,7 @@ func (h *handoff) dataset(ctx context.Context, d profile.Dataset) ItemReport {
 		detail += fmt.Sprintf(", %d already in place", res.Reused)
 	}
 	if res.Resumes > 0 {
-		detail += fmt.Sprintf(", %d resumes", res.Resumes)
+		detail += fmt.Sprintf(", resumed after %d cut(s)", res.Resumes)
 	}
 	if res.Verified != "" {
 		detail += ", verified by " + res.Verified

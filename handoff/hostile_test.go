@@ -90,6 +90,7 @@ func TestHostileInput(t *testing.T) {
 			{Name: "mismatch", Source: "mismatch/", Path: "/srv/mismatch"},
 			{Name: "climb", Source: "climb/", Path: "/srv/climb"},
 			{Name: "nomanifest", Source: "nomanifest/", Path: "/srv/nomanifest"},
+			{Name: "escapesel", Kind: "selection", Include: []string{"*.txt"}, Source: "escape.tar.zst", SHA256: sumOf(escape), Path: "/srv/escapesel"},
 		},
 	}
 	r := handOff(t, root, p, handoff.Options{Server: server, Jobs: 3})
@@ -108,6 +109,7 @@ func TestHostileInput(t *testing.T) {
 		"badsum":     {"good.tar.zst", "checksum mismatch"},
 		"mismatch":   {"file two.txt", "SHA256SUMS line 2", "checksum mismatch"},
 		"climb":      {"climb/SHA256SUMS line 2", `"../../../etc/shadow"`, "leaves the dataset's directory"},
+		"escapesel":  {"escape.tar.zst", `"../../escaped.txt"`, "outside the target root"},
 		"nomanifest": {"no manifest at " + server + "nomanifest/SHA256SUMS", "needs a sha256sum manifest"},
 	} {
 		it := r.status(t, name)
@@ -131,14 +133,14 @@ func TestHostileInput(t *testing.T) {
 	for _, p := range []string{
 		filepath.Join(root, "../escaped.txt"), filepath.Join(root, "../../escaped.txt"), filepath.Join(root, "escaped.txt"),
 		"/etc/escaped.txt", filepath.Join(root, "etc/escaped.txt"),
-		filepath.Join(root, "srv/escape/ok.txt"), filepath.Join(root, "srv/vialink/ok.txt"), filepath.Join(root, "srv/badsum/a.txt"),
+		filepath.Join(root, "srv/escape/ok.txt"), filepath.Join(root, "srv/escapesel/ok.txt"), filepath.Join(root, "srv/vialink/ok.txt"), filepath.Join(root, "srv/badsum/a.txt"),
 		filepath.Join(root, "srv/mismatch/two.txt"), filepath.Join(root, "srv/climb/ok.txt"),
 	} {
 		if exists(p) {
 			t.Errorf("%s exists", p)
 		}
 	}
-	for _, d := range []string{"escape", "vialink", "badsum", "mismatch", "climb", "repo"} {
+	for _, d := range []string{"escape", "escapesel", "vialink", "badsum", "mismatch", "climb", "repo"} {
 		if exists(filepath.Join(root, "srv", d, ".strata-staging")) {
 			t.Errorf("staging of %s left behind", d)
 		}

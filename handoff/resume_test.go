@@ -57,7 +57,7 @@ func TestHTTPResumeAfterCut(t *testing.T) {
 			if total := proxy.Total(); total > big+big/4 {
 				t.Errorf("the proxy carried %d bytes for a %d-byte object: restarted, not resumed (%v)", total, big, proxy.Bytes())
 			}
-			if ev := r.ev.last("video"); !strings.Contains(ev.Detail, "1 resumes") {
+			if ev := r.ev.last("video"); !strings.Contains(ev.Detail, "resumed after 1 cut(s)") {
 				t.Errorf("done event does not mention the resume: %q", ev.Detail)
 			}
 		})

@@ -73,7 +73,7 @@ func fetchArchive(ctx context.Context, d profile.Dataset, p Plan, sel pattern.Se
 	r, err := fetch.Open(ctx, p.Source, fetch.Options{Client: opt.Client, Header: opt.Creds.Lookup(p.Source).Header(), Retries: opt.Retries, Log: opt.Log,
 		Progress: func(done, t int64) { bytesRead.Store(done); total.Store(t) }})
 	if err != nil {
-		return res, err
+		return res, explainHTTP(err)
 	}
 	defer r.Close()
 	total.Store(r.Size())

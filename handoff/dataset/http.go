@@ -37,7 +37,7 @@ func readManifest(ctx context.Context, murl string, opt Options) ([]manifest.Ent
 		if strings.Contains(err.Error(), "404") || errors.Is(err, os.ErrNotExist) {
 			return nil, "", fmt.Errorf("%w at %s: %v", ErrNoManifest, murl, err)
 		}
-		return nil, "", fmt.Errorf("manifest: %w", err)
+		return nil, "", fmt.Errorf("manifest: %w", explainHTTP(err))
 	}
 	defer r.Close()
 	data, err := io.ReadAll(io.LimitReader(r, maxManifest+1))
@@ -182,7 +182,7 @@ func fetchFile(ctx context.Context, dir string, e manifest.Entry, stage, dest st
 	r, err := fetch.Open(ctx, src, fetch.Options{Client: opt.Client, Header: opt.Creds.Lookup(src).Header(), Retries: opt.Retries, Log: opt.Log,
 		Progress: func(done, _ int64) { progress(done - last); last = done }})
 	if err != nil {
-		return 0, false, 0, err
+		return 0, false, 0, explainHTTP(err)
 	}
 	defer r.Close()
 	staged := filepath.Join(stage, strconv.Itoa(i))
@@ -213,6 +213,14 @@ func fetchFile(ctx context.Context, dir string, e manifest.Entry, stage, dest st
 		return n, false, r.Resumes(), err
 	}
 	return n, false, r.Resumes(), nil
+}
+
+// explainHTTP adds the likely cause to an HTTP refusal.
+func explainHTTP(err error) error {
+	if msg := err.Error(); strings.Contains(msg, ": 401 ") || strings.Contains(msg, ": 403 ") {
+		return fmt.Errorf("%w (authentication: add an entry for this URL to the credentials file, see docs/handoff.md#credentials)", err)
+	}
+	return err
 }
 
 // writerOnly hides os.File's ReadFrom so io.CopyBuffer uses our buffer.
