@@ -76,7 +76,6 @@ tool (
 	github.com/u-root/u-root/cmds/core/blkid
 	github.com/u-root/u-root/cmds/core/cat
 	github.com/u-root/u-root/cmds/core/chmod
-	github.com/u-root/u-root/cmds/core/chroot
 	github.com/u-root/u-root/cmds/core/cp
 	github.com/u-root/u-root/cmds/core/dd
 	github.com/u-root/u-root/cmds/core/df
@@ -95,14 +94,12 @@ tool (
 	github.com/u-root/u-root/cmds/core/ip
 	github.com/u-root/u-root/cmds/core/kill
 	github.com/u-root/u-root/cmds/core/ln
-	github.com/u-root/u-root/cmds/core/losetup
 	github.com/u-root/u-root/cmds/core/ls
 	github.com/u-root/u-root/cmds/core/lsdrivers
 	github.com/u-root/u-root/cmds/core/lsmod
 	github.com/u-root/u-root/cmds/core/mkdir
 	github.com/u-root/u-root/cmds/core/mknod
 	github.com/u-root/u-root/cmds/core/more
-	github.com/u-root/u-root/cmds/core/mount
 	github.com/u-root/u-root/cmds/core/mv
 	github.com/u-root/u-root/cmds/core/pci
 	github.com/u-root/u-root/cmds/core/poweroff
@@ -116,7 +113,6 @@ tool (
 	github.com/u-root/u-root/cmds/core/sync
 	github.com/u-root/u-root/cmds/core/tail
 	github.com/u-root/u-root/cmds/core/tar
-	github.com/u-root/u-root/cmds/core/umount
 	github.com/u-root/u-root/cmds/core/uname
 	github.com/u-root/u-root/cmds/core/wget
 	github.com/u-root/u-root/cmds/core/which

@@ -285,10 +285,12 @@ func (d *drill) firmware() string {
 	return "bios"
 }
 
-func (d *drill) vmDisks() []vm.Disk {
+// vmDisks attaches the drill's disks; boot makes the first the firmware's
+// boot disk (not for the live boot: -kernel takes that place).
+func (d *drill) vmDisks(boot bool) []vm.Disk {
 	var out []vm.Disk
 	for i, disk := range d.rep.Disks {
-		out = append(out, vm.Disk{Path: disk.Path, Serial: "strata-" + disk.Name, Boot: i == 0})
+		out = append(out, vm.Disk{Path: disk.Path, Serial: "strata-" + disk.Name, Boot: boot && i == 0})
 	}
 	return out
 }
@@ -317,7 +319,7 @@ func (d *drill) restore(ctx context.Context, ph *Phase) error {
 	}, " ")
 	v, err := vm.Start(ctx, vm.Config{
 		Name: "drill-" + d.name + "-live", Firmware: d.fw(), Kernel: d.opt.Kernel, Initrd: d.opt.Initrd,
-		Append: appendLine, Disks: d.vmDisks(), Net: &vm.Net{}, MemoryMB: 2048, LogDir: d.logDir,
+		Append: appendLine, Disks: d.vmDisks(false), Net: &vm.Net{}, MemoryMB: 2048, LogDir: d.logDir,
 		Timeout: d.opt.Timeouts.LiveBoot + d.opt.Timeouts.Restore,
 	})
 	if err != nil {
@@ -346,7 +348,7 @@ var unlockRE = `(Please unlock disk \S+|Enter passphrase for \S+)`
 
 func (d *drill) reboot(ctx context.Context, ph *Phase) (*vm.VM, error) {
 	v, err := vm.Start(ctx, vm.Config{
-		Name: "drill-" + d.name + "-restored", Firmware: d.fw(), Disks: d.vmDisks(), Net: &vm.Net{},
+		Name: "drill-" + d.name + "-restored", Firmware: d.fw(), Disks: d.vmDisks(true), Net: &vm.Net{},
 		MemoryMB: 2048, LogDir: d.logDir, Timeout: d.opt.Timeouts.Reboot + d.opt.Timeouts.Checks,
 	})
 	if err != nil {

@@ -13,15 +13,18 @@ import (
 // Each must also be a `tool` directive in go.mod, or `go mod tidy` drops
 // the requirement mkuimage needs to build it (a test checks this).
 var URootCommands = []string{
+	// mount, umount, losetup and chroot come from util-linux and coreutils
+	// (see Tools): the restore needs --bind, -o subvol= and friends, and two
+	// programs of one name on PATH would make it a matter of order.
 	"core/init", "core/gosh",
-	"core/cat", "core/chmod", "core/chroot", "core/cp", "core/dd", "core/df",
+	"core/cat", "core/chmod", "core/cp", "core/dd", "core/df",
 	"core/dhclient", "core/dmesg", "core/echo", "core/find", "core/free",
 	"core/grep", "core/gzip", "core/head", "core/hostname", "core/insmod",
-	"core/ip", "core/kill", "core/ln", "core/losetup", "core/ls", "core/lsdrivers",
-	"core/lsmod", "core/mkdir", "core/mknod", "core/more", "core/mount", "core/mv",
+	"core/ip", "core/kill", "core/ln", "core/ls", "core/lsdrivers",
+	"core/lsmod", "core/mkdir", "core/mknod", "core/more", "core/mv",
 	"core/pci", "core/poweroff", "core/ps", "core/pwd", "core/rm", "core/shutdown",
 	"core/sleep", "core/strace", "core/switch_root", "core/sync", "core/tail",
-	"core/tar", "core/umount", "core/uname", "core/wget", "core/which",
+	"core/tar", "core/uname", "core/wget", "core/which",
 	"exp/dmidecode", "exp/modprobe", "exp/partprobe",
 }
 
@@ -89,6 +92,14 @@ var Tools = []ToolSpec{
 	{Name: "wipefs", Group: "storage", Probe: []string{"--version"}, Package: "util-linux"},
 	{Name: "blkid", Group: "storage", Probe: []string{"--version"}, Package: "util-linux"},
 	{Name: "lsblk", Group: "storage", Probe: []string{"--version"}, Package: "util-linux"},
+	{Name: "sfdisk", Group: "storage", Probe: []string{"--version"}, Package: "fdisk"},
+	{Name: "sgdisk", Group: "storage", Probe: []string{"--version"}, Package: "gdisk"},
+	{Name: "partx", Group: "storage", Probe: []string{"--version"}, Package: "util-linux"},
+	{Name: "findmnt", Group: "storage", Probe: []string{"--version"}, Package: "util-linux"},
+	{Name: "mount", Group: "storage", Probe: []string{"--version"}, Package: "mount"},
+	{Name: "umount", Group: "storage", Probe: []string{"--version"}, Package: "mount"},
+	{Name: "losetup", Group: "storage", Probe: []string{"--version"}, Package: "mount"},
+	{Name: "chroot", Group: "storage", Probe: []string{"--version"}, Package: "coreutils"},
 	// A POSIX shell for the tools' shell scripts (gosh, the image's /bin/sh,
 	// drops a script's arguments) and editors/pagers for rescue work, run
 	// as `busybox vi`; its applets are not linked into PATH so they do not

@@ -7,7 +7,7 @@
 # The Debian mirror is the one this machine's apt uses.
 set -euo pipefail
 cache=${STRATA_CACHE:-$HOME/.cache/strata}
-out="$cache/images/debian-12-v2.tar.zst"  # bump the name when the contents change
+out="$cache/images/debian-12-v3.tar.zst"  # bump the name when the contents change
 # Tests and drills find the current image through this link, whatever its version.
 link="$cache/images/test-image.tar.zst"
 if [ -s "$out" ] && [ -s "$out.sha256" ]; then
@@ -37,10 +37,13 @@ echo strata-test > "$root/etc/hostname"
 rm -rf "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/*
 find "$root"/usr/share/locale -mindepth 1 -maxdepth 1 ! -name 'en*' -exec rm -rf {} + 2>/dev/null || true
 for kdir in "$root"/lib/modules/*/kernel; do
-  rm -rf "$kdir"/drivers/{gpu,media,staging,infiniband,isdn,bluetooth,iio,net/wireless,net/ethernet/mellanox,net/ethernet/chelsio,net/ethernet/qlogic,net/ethernet/broadcom,scsi/lpfc,scsi/qla2xxx,scsi/mpt3sas,hwmon,platform/x86,usb/gadget,input/touchscreen} \
-         "$kdir"/sound "$kdir"/net/{bluetooth,mac80211,wireless}
+  ( cd "$kdir" && rm -rf drivers/{gpu,media,staging,infiniband,isdn,bluetooth,iio,hwmon,mtd,mmc,w1,nfc,leds,power,rtc,spi,i2c,misc,edac,thunderbolt,target,vhost,vfio,video,mfd,regulator,pinctrl,gnss,comedi,net/wireless,net/can,net/usb,net/ethernet,platform/x86,usb/gadget,usb/serial,input/touchscreen,input/joystick,input/misc,scsi/lpfc,scsi/qla2xxx,scsi/mpt3sas,scsi/megaraid,scsi/aacraid,scsi/be2iscsi,scsi/bfa,scsi/qedi,scsi/qedf,scsi/fnic,scsi/csiostor,scsi/cxgbi,scsi/bnx2fc,scsi/bnx2i,scsi/pm8001,scsi/smartpqi,scsi/mpi3mr,scsi/hisi_sas} \
+       sound net/{bluetooth,mac80211,wireless,netfilter,ipv4/netfilter,ipv6/netfilter,sched,sunrpc,ceph,rxrpc,tipc,sctp,rds,openvswitch,mpls,l2tp,batman-adv,6lowpan,ieee802154,nfc} \
+       fs/{ocfs2,nfs,nfsd,cifs,smb,ceph,gfs2,afs,ntfs3,f2fs,jfs,nilfs2,ubifs,reiserfs,orangefs,coda,dlm,lockd,9p,gfs2,erofs,hfsplus,hfs,udf,bcachefs} )
   chroot "$root" depmod "$(basename "$(dirname "$kdir")")"
 done
+# The initramfs is regenerated on every restore; shipping one is dead weight.
+rm -f "$root"/boot/initrd.img-*
 # No host keys or caches in the image: they would be shared by every restore.
 rm -f "$root"/etc/ssh/ssh_host_* "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*_* 2>/dev/null || true
 tar --numeric-owner --xattrs --xattrs-include='*' --acls -C "$root" -cf - . | zstd -q -T0 -6 -o "$out.tmp"

@@ -154,6 +154,9 @@ func (c *Chroot) InstallPackages(ctx context.Context, pm string, pkgs []string) 
 	if len(pkgs) == 0 {
 		return nil
 	}
+	if missing := c.missingPackages(ctx, pm, pkgs); len(missing) == 0 {
+		return nil // all there already: no repository needs to be reached
+	}
 	var steps [][]string
 	switch pm {
 	case "apt":
@@ -186,6 +189,37 @@ func (c *Chroot) InstallPackages(ctx context.Context, pm string, pkgs []string) 
 		}
 	}
 	return nil
+}
+
+// missingPackages asks the target's package database which of pkgs are not
+// installed; when it cannot tell, it answers all of them.
+func (c *Chroot) missingPackages(ctx context.Context, pm string, pkgs []string) []string {
+	var argv []string
+	switch pm {
+	case "apt":
+		argv = append([]string{"dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n"}, pkgs...)
+	case "dnf":
+		argv = append([]string{"rpm", "-q", "--qf", "%{NAME} installed\n"}, pkgs...)
+	case "pacman":
+		argv = append([]string{"pacman", "-Q"}, pkgs...)
+	default:
+		return pkgs
+	}
+	res, _ := c.Run(ctx, argv...) // exits non-zero when any is missing; the output tells which
+	have := map[string]bool{}
+	for _, line := range strings.Split(string(res.Stdout), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && (f[1] == "installed" || pm == "pacman") {
+			have[f[0]] = true
+		}
+	}
+	var missing []string
+	for _, p := range pkgs {
+		if !have[strings.SplitN(p, "=", 2)[0]] {
+			missing = append(missing, p)
+		}
+	}
+	return missing
 }
 
 // unreachableRepo picks the repository out of apt/dnf/pacman network errors.

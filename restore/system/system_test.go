@@ -126,6 +126,22 @@ func TestPackagesAndInitramfs(t *testing.T) {
 	golden(t, "packages-apt.argv", argv(rec, root))
 }
 
+// Packages already installed need no repository at all.
+func TestPackagesAlreadyInstalled(t *testing.T) {
+	rec := &run.Recorder{Respond: func(c run.Cmd) (run.Result, error) {
+		if strings.Contains(c.String(), "dpkg-query") {
+			return run.Result{Stdout: []byte("openssh-server installed\nsudo installed\n")}, nil
+		}
+		return run.Result{}, nil
+	}}
+	if err := newChroot(t.TempDir(), rec).InstallPackages(context.Background(), "apt", []string{"openssh-server", "sudo"}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(rec.Argv(), "apt-get") {
+		t.Errorf("apt-get ran although everything is installed:\n%s", rec.Argv())
+	}
+}
+
 func TestUnreachableRepositoryNamed(t *testing.T) {
 	out := "Err:1 http://deb.example.invalid/debian bookworm InRelease\n  Could not resolve 'deb.example.invalid'\nW: Failed to fetch http://deb.example.invalid/debian/dists/bookworm/InRelease\n"
 	for name, fail := range map[string]bool{"update fails": true, "update only warns": false} {
