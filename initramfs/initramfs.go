@@ -675,7 +675,9 @@ func (b *builder) strataBinary(ctx context.Context) (string, error) {
 			version = strings.TrimSpace(string(v.Stdout))
 		}
 		if _, err := b.run.Run(ctx, run.Cmd{
-			Name: "go", Args: []string{"build", "-trimpath", "-ldflags", "-s -w -X main.version=" + version, "-o", out, "./cmd/strata"},
+			// The strata_live tag leaves out commands that make no sense
+			// inside the image (building images), and their dependencies.
+			Name: "go", Args: []string{"build", "-tags", "strata_live", "-trimpath", "-ldflags", "-s -w -X main.version=" + version, "-o", out, "./cmd/strata"},
 			Dir: b.o.SourceDir, Env: []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64"},
 		}); err != nil {
 			return "", fmt.Errorf("initramfs: building strata: %w", err)

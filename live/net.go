@@ -63,6 +63,24 @@ func PlanNetwork(cfg NetConfig, nics []string) (NetPlan, error) {
 	return p, nil
 }
 
+// waitLinksUp waits (bounded) for statically configured links to report
+// operstate "up", so the ready report and the first connection see a working
+// link rather than one still negotiating.
+func waitLinksUp(static [][]string, limit time.Duration) {
+	var ifaces []string
+	for _, args := range static {
+		if len(args) == 5 && args[0] == "link" && args[4] == "up" {
+			ifaces = append(ifaces, args[3])
+		}
+	}
+	deadline := time.Now().Add(limit)
+	for _, n := range ifaces {
+		for readTrim("/sys/class/net/"+n+"/operstate") != "up" && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
 // dhclientArgs runs u-root's dhclient for IPv4 on exactly these interfaces.
 func dhclientArgs(ifaces []string) []string {
 	quoted := make([]string, len(ifaces))
@@ -81,6 +99,7 @@ func ApplyNetwork(ctx context.Context, r run.Runner, p NetPlan) error {
 			errs = append(errs, err.Error())
 		}
 	}
+	waitLinksUp(p.Static, 5*time.Second)
 	if len(p.DNS) > 0 {
 		var b strings.Builder
 		for _, d := range p.DNS {

@@ -99,6 +99,11 @@ type Config struct {
 	NoReboot bool
 	// Serial1 attaches a second serial port (ttyS1) reachable with VM.Serial1.
 	Serial1 bool
+	// NoTerminalReplies turns off answering cursor-position queries
+	// (ESC [6n) on the serial ports. By default the harness answers them as
+	// a terminal emulator would, since shells' line editors (busybox ash,
+	// gosh) send them and otherwise wait, eating the first keystrokes.
+	NoTerminalReplies bool
 }
 
 // VM is a running guest.
@@ -189,6 +194,7 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	ok = true
 	v.cmd, v.stdin = cmd, stdin
 	v.con = newConsole("ttyS0", stdin, v.done, v.exitInfo)
+	v.con.answerDSR = !cfg.NoTerminalReplies
 	copied := make(chan struct{})
 	go func() {
 		v.con.pump(stdout, logf)
@@ -235,6 +241,7 @@ func (v *VM) attachSerial1(sock, logPath string) error {
 				return fmt.Errorf("vm: %w", err)
 			}
 			v.con1 = newConsole("ttyS1", c, v.done, v.exitInfo)
+			v.con1.answerDSR = !v.cfg.NoTerminalReplies
 			go func() {
 				v.con1.pump(c, lf)
 				lf.Close()
@@ -391,6 +398,9 @@ type Console struct {
 	done   <-chan struct{}
 	exited func() string
 
+	answerDSR bool
+	wmu       sync.Mutex // serialises writes to the guest
+
 	mu      sync.Mutex
 	buf     []byte // all output, with \r removed
 	pos     int    // Expect searches from here
@@ -405,10 +415,18 @@ func newConsole(name string, w io.Writer, done <-chan struct{}, exited func() st
 // pump copies the guest's output into the buffer and the log until EOF.
 func (c *Console) pump(r io.Reader, log io.Writer) {
 	b := make([]byte, 32<<10)
+	var tail []byte // end of the previous read, for queries split across reads
 	for {
 		n, err := r.Read(b)
 		if n > 0 {
 			_, _ = log.Write(b[:n])
+			if c.answerDSR {
+				win := append(tail, b[:n]...)
+				for i := bytes.Count(win, dsrQuery) - bytes.Count(tail, dsrQuery); i > 0; i-- {
+					go c.write(dsrReply)
+				}
+				tail = append([]byte(nil), win[max(0, len(win)-len(dsrQuery)+1):]...)
+			}
 			c.mu.Lock()
 			c.buf = append(c.buf, bytes.ReplaceAll(b[:n], []byte("\r"), nil)...)
 			close(c.changed)
@@ -474,10 +492,24 @@ func (c *Console) Send(s string) error {
 		return fmt.Errorf("vm: %s: send: QEMU has exited (%s)", c.name, c.exited())
 	default:
 	}
-	if _, err := io.WriteString(c.w, s); err != nil {
+	if err := c.write([]byte(s)); err != nil {
 		return fmt.Errorf("vm: %s: send: %w", c.name, err)
 	}
 	return nil
+}
+
+// Cursor position query and the answer a 24x80 terminal with the cursor
+// at the top left would give.
+var (
+	dsrQuery = []byte("\x1b[6n")
+	dsrReply = []byte("\x1b[1;1R")
+)
+
+func (c *Console) write(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_, err := c.w.Write(b)
+	return err
 }
 
 // Output returns everything received so far.
