@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -256,4 +257,27 @@ func TestBootUEFI(t *testing.T) {
 	if err := v.Wait(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// The harness answers cursor-position queries, even when split across reads.
+func TestConsoleAnswersDSR(t *testing.T) {
+	pr, pw := io.Pipe()
+	var got lockedBuffer
+	done := make(chan struct{})
+	c := newConsole("t", &got, done, func() string { return "" })
+	c.answerDSR = true
+	go c.pump(pr, io.Discard)
+	pw.Write([]byte("prompt \x1b["))
+	pw.Write([]byte("6n and \x1b[6n"))
+	if _, err := c.Expect(`and`, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for strings.Count(got.String(), "\x1b[1;1R") < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := strings.Count(got.String(), "\x1b[1;1R"); n != 2 {
+		t.Errorf("%d replies, want 2: %q", n, got.String())
+	}
+	pw.Close()
 }
