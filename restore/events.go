@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/stratahq/strata/profile"
 )
 
 // EventKind names an event. The values are stable: the CLI's --json
@@ -68,7 +70,11 @@ func Plain(w io.Writer) Handler {
 		case Log:
 			fmt.Fprintf(w, "        %s\n", e.Message)
 		case Progress:
-			fmt.Fprintf(w, "        %d of %d bytes\n", e.Bytes, e.Of)
+			if e.Of > 0 {
+				fmt.Fprintf(w, "        %s of %s (%d%%)\n", profile.HumanBytes(e.Bytes), profile.HumanBytes(e.Of), e.Bytes*100/e.Of)
+			} else {
+				fmt.Fprintf(w, "        %s\n", profile.HumanBytes(e.Bytes))
+			}
 		case StepDone:
 			fmt.Fprintf(w, "[%d/%d] %s: done%s\n", e.Index, e.Total, e.Step, suffix(e.Message))
 		case StepSkipped:

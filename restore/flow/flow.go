@@ -69,6 +69,7 @@ func Restore(ctx context.Context, o Options) error {
 		return fmt.Errorf("plan: %w", err)
 	}
 	f.plan = pl
+	f.index, f.total = len(pl.Steps), len(pl.Steps)+f.stages()
 	if err := restore.Apply(ctx, pl, o.Runner, o.Events, restore.Options{Keys: o.Keys}); err != nil {
 		return fmt.Errorf("layers: %w", err)
 	}
@@ -95,17 +96,44 @@ type flow struct {
 	o    Options
 	p    *profile.Profile
 	plan *plan.Plan
+	// Stages are numbered after the plan's steps, so the plain log reads on.
+	index, total int
 }
 
 // stage runs fn as one reported step.
 func (f *flow) stage(id, summary string, fn func() error) error {
-	f.o.Events(restore.Event{Kind: restore.StepStarted, Time: time.Now(), Step: id, Summary: summary})
+	f.index++
+	ev := func(k restore.EventKind, msg string) restore.Event {
+		return restore.Event{Kind: k, Time: time.Now(), Step: id, Summary: summary, Message: msg, Index: f.index, Total: f.total}
+	}
+	f.o.Events(ev(restore.StepStarted, ""))
 	if err := fn(); err != nil {
-		f.o.Events(restore.Event{Kind: restore.StepFailed, Time: time.Now(), Step: id, Summary: summary, Message: err.Error()})
+		f.o.Events(ev(restore.StepFailed, err.Error()))
 		return fmt.Errorf("%s: %w", id, err)
 	}
-	f.o.Events(restore.Event{Kind: restore.StepDone, Time: time.Now(), Step: id, Summary: summary})
+	f.o.Events(ev(restore.StepDone, ""))
 	return nil
+}
+
+// stages counts what stage will report (the image step even when skipped).
+func (f *flow) stages() int {
+	n := 0
+	if s := f.p.System; s != nil {
+		n += 3 // image, configure, initramfs
+		if len(s.Packages) > 0 {
+			n++
+		}
+		if f.p.Bootloader != nil {
+			n++
+		}
+	}
+	if len(f.p.Repos)+len(f.p.Datasets) > 0 {
+		n++
+	}
+	if !f.o.KeepOpen {
+		n++
+	}
+	return n
 }
 
 // progress reports a transfer every 5% or 15 s, whichever comes first, so a
@@ -138,7 +166,8 @@ func (f *flow) system(ctx context.Context) error {
 		img = *f.o.SystemImage
 	}
 	if system.ImageDone(root, img) {
-		f.o.Events(restore.Event{Kind: restore.StepSkipped, Time: time.Now(), Step: "system:image", Summary: "base system " + img.URL, Message: "already unpacked"})
+		f.index++
+		f.o.Events(restore.Event{Kind: restore.StepSkipped, Time: time.Now(), Step: "system:image", Summary: "base system " + img.URL, Message: "already unpacked", Index: f.index, Total: f.total})
 	} else if err := f.stage("system:image", "base system "+img.URL, func() error {
 		// The image brings its own /etc/fstab and crypttab: keep the ones
 		// the layer steps wrote, and put them back afterwards.
