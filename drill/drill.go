@@ -319,7 +319,7 @@ func (d *drill) restore(ctx context.Context, ph *Phase) error {
 	}, " ")
 	v, err := vm.Start(ctx, vm.Config{
 		Name: "drill-" + d.name + "-live", Firmware: d.fw(), Kernel: d.opt.Kernel, Initrd: d.opt.Initrd,
-		Append: appendLine, Disks: d.vmDisks(false), Net: &vm.Net{}, MemoryMB: 2048, LogDir: d.logDir,
+		Append: appendLine, Disks: d.vmDisks(false), Net: &vm.Net{}, MemoryMB: 2048, CPUs: 2, LogDir: d.logDir,
 		Timeout: d.opt.Timeouts.LiveBoot + d.opt.Timeouts.Restore,
 	})
 	if err != nil {
@@ -348,7 +348,7 @@ var unlockRE = `(Please unlock disk \S+|Enter passphrase for \S+)`
 
 func (d *drill) reboot(ctx context.Context, ph *Phase) (*vm.VM, error) {
 	v, err := vm.Start(ctx, vm.Config{
-		Name: "drill-" + d.name + "-restored", Firmware: d.fw(), Disks: d.vmDisks(true), Net: &vm.Net{},
+		Name: "drill-" + d.name + "-restored", Firmware: d.fw(), Disks: d.vmDisks(true), Net: &vm.Net{}, CPUs: 2,
 		MemoryMB: 2048, LogDir: d.logDir, Timeout: d.opt.Timeouts.Reboot + d.opt.Timeouts.Checks,
 	})
 	if err != nil {

@@ -11,13 +11,16 @@ import (
 	"syscall"
 
 	"github.com/stratahq/strata/internal/run"
+	"github.com/stratahq/strata/profile"
 	"github.com/stratahq/strata/restore"
+	"github.com/stratahq/strata/restore/flow"
 	"github.com/stratahq/strata/restore/plan"
 )
 
 func init() {
 	var f *planFlags
-	var yes, closeMode bool
+	var yes, closeMode, layersOnly, keepOpen bool
+	var server, sysImage, sysImageSum string
 	register(&command{
 		name:    "restore",
 		summary: "partition, encrypt, assemble, format and mount a machine's disks from its profile (dry run without --yes; resumes)",
@@ -27,6 +30,11 @@ func init() {
 			f.register(fs)
 			fs.BoolVar(&yes, "yes", false, "do it: without --yes only the checks run and nothing is written")
 			fs.BoolVar(&closeMode, "close", false, "tear down instead: unmount the target, deactivate LVM, close LUKS, stop md arrays")
+			fs.BoolVar(&layersOnly, "layers-only", false, "only the disks: partitions, RAID, LUKS, LVM, filesystems, mounts, fstab; no base system, bootloader or hand-off; the target stays mounted")
+			fs.BoolVar(&keepOpen, "keep-open", false, "leave the restored target mounted and open at the end")
+			fs.StringVar(&server, "server", "", "file server for relative URLs in the profile (base image, datasets)")
+			fs.StringVar(&sysImage, "system-image", "", "base system archive URL replacing the profile's (a clean upgrade); needs --system-image-sha256")
+			fs.StringVar(&sysImageSum, "system-image-sha256", "", "SHA-256 of --system-image")
 		},
 		run: func(e *env, args []string) error {
 			args, err := positional(e, args)
@@ -57,7 +65,18 @@ func init() {
 				fmt.Fprint(e.stdout, pl.Text())
 				fmt.Fprintln(e.stdout)
 			}
-			err = restore.Apply(ctx, pl, r, handler, restore.Options{DryRun: dry, Keys: restore.NewProfileKeys(p)})
+			if (sysImage == "") != (sysImageSum == "") {
+				return usagef("--system-image and --system-image-sha256 go together")
+			}
+			if !dry && !closeMode && !layersOnly {
+				o := flow.Options{Profile: p, Server: server, Runner: r, Events: handler, Keys: restore.NewProfileKeys(p), KeepOpen: keepOpen, Log: toolLog(f.work)}
+				if sysImage != "" {
+					o.SystemImage = &profile.Image{URL: sysImage, SHA256: sysImageSum}
+				}
+				err = flow.Run(ctx, pl, o)
+			} else {
+				err = restore.Apply(ctx, pl, r, handler, restore.Options{DryRun: dry, Keys: restore.NewProfileKeys(p)})
+			}
 			switch {
 			case errors.Is(err, restore.ErrVerify):
 				return exitError{code: exitVerify, err: err}

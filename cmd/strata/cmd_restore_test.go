@@ -92,7 +92,7 @@ func TestRestoreCommandOnLoop(t *testing.T) {
 		_ = exec.Command("umount", target).Run()
 		_ = exec.Command("losetup", "--detach", dev).Run()
 	})
-	args := []string{"restore", "../../examples/bios-msdos.yaml", "--disk", "main=" + dev, "--target", target, "--work", work}
+	args := []string{"restore", "../../examples/bios-msdos.yaml", "--layers-only", "--disk", "main=" + dev, "--target", target, "--work", work}
 
 	code, stdout, errs := strata(args...)
 	if code != exitOK || !strings.Contains(stdout, "dry run: 6 steps would run") || !strings.Contains(stdout, "Nothing was written. To restore:") {

@@ -45,35 +45,40 @@ type Options struct {
 	KeepOpen bool
 }
 
-// Restore runs the whole restore. It writes to the disks: callers confirm first.
+// Restore plans for this machine's disks and runs the whole restore. It
+// writes to the disks: callers confirm first.
 func Restore(ctx context.Context, o Options) error {
-	f := &flow{o: o, p: o.Profile}
+	disks, err := probe.Disks(ctx, probe.Options{})
+	if err != nil {
+		return fmt.Errorf("probe disks: %w", err)
+	}
+	if o.Plan.Disks == nil {
+		o.Plan.Disks = map[string]string{}
+	}
+	if _, err := os.Stat("/run/udev/control"); err == nil {
+		o.Plan.Udev = true
+	}
+	pl, err := plan.Build(o.Profile, disks, o.Plan)
+	if err != nil {
+		return fmt.Errorf("plan: %w", err)
+	}
+	return Run(ctx, pl, o)
+}
+
+// Run executes an already-built plan and everything after the layers.
+func Run(ctx context.Context, pl *plan.Plan, o Options) error {
+	f := &flow{o: o, p: o.Profile, plan: pl}
 	if f.o.Events == nil {
 		f.o.Events = func(restore.Event) {}
 	}
 	if f.o.Log == nil {
 		f.o.Log = func(string, ...any) {}
 	}
-	if f.o.Plan.Disks == nil {
-		f.o.Plan.Disks = map[string]string{}
-	}
-	disks, err := probe.Disks(ctx, probe.Options{})
-	if err != nil {
-		return fmt.Errorf("probe disks: %w", err)
-	}
-	if _, err := os.Stat("/run/udev/control"); err == nil {
-		f.o.Plan.Udev = true
-	}
-	pl, err := plan.Build(f.p, disks, f.o.Plan)
-	if err != nil {
-		return fmt.Errorf("plan: %w", err)
-	}
-	f.plan = pl
 	f.index, f.total = len(pl.Steps), len(pl.Steps)+f.stages()
-	if err := restore.Apply(ctx, pl, o.Runner, o.Events, restore.Options{Keys: o.Keys}); err != nil {
+	if err := restore.Apply(ctx, pl, o.Runner, f.o.Events, restore.Options{Keys: o.Keys}); err != nil {
 		return fmt.Errorf("layers: %w", err)
 	}
-	err = f.system(ctx)
+	err := f.system(ctx)
 	if err == nil {
 		err = f.handoff(ctx)
 	}
@@ -85,7 +90,7 @@ func Restore(ctx context.Context, o Options) error {
 	cerr := f.stage("close", "unmount, deactivate and close the target", func() error {
 		return restore.Apply(context.WithoutCancel(ctx), plan.Close(pl), o.Runner, func(e restore.Event) {
 			if e.Kind == restore.Log || e.Kind == restore.StepFailed {
-				o.Events(e)
+				f.o.Events(e)
 			}
 		}, restore.Options{})
 	})
