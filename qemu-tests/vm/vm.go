@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -177,6 +178,10 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	fmt.Fprintf(qlog, "%s\n", quoteArgv(append([]string{QEMUBinary}, args...)))
 
 	cmd := exec.Command(QEMUBinary, args...)
+	// If this process dies without Kill (a test binary killed by -timeout,
+	// a crash), the kernel kills QEMU too instead of leaving a guest
+	// burning a core.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, fmt.Errorf("vm: %w", err)
@@ -310,6 +315,9 @@ func DefaultLogDir() string {
 	}
 	return filepath.Join(os.TempDir(), "strata-qemu-logs")
 }
+
+// PID is QEMU's process id.
+func (v *VM) PID() int { return v.cmd.Process.Pid }
 
 // LogPath is the file holding everything the guest wrote on ttyS0.
 func (v *VM) LogPath() string { return v.logPath }

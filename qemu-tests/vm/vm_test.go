@@ -1,10 +1,14 @@
 package vm
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -280,4 +284,45 @@ func TestConsoleAnswersDSR(t *testing.T) {
 		t.Errorf("%d replies, want 2: %q", n, got.String())
 	}
 	pw.Close()
+}
+
+// A test binary killed without cleanup (go test -timeout) must not leave
+// QEMU running: a child process starts a VM and exits abruptly.
+func TestQEMUDiesWithParent(t *testing.T) {
+	if os.Getenv("STRATA_VM_ORPHAN_CHILD") == "1" {
+		v, err := Start(context.Background(), Config{Kernel: os.Getenv("STRATA_VM_KERNEL"), MemoryMB: 256, Timeout: time.Minute, LogDir: t.TempDir()})
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		fmt.Println("qemu-pid", v.PID())
+		os.Exit(0) // no Kill, no cleanup
+	}
+	kernel := cachedKernel(t)
+	if _, err := exec.LookPath(QEMUBinary); err != nil {
+		t.Skipf("skipping: %s not installed", QEMUBinary)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestQEMUDiesWithParent$")
+	cmd.Env = append(os.Environ(), "STRATA_VM_ORPHAN_CHILD=1", "STRATA_VM_KERNEL="+kernel)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("child: %v: %s", err, out)
+	}
+	var pid int
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "qemu-pid %d", &pid); err != nil {
+		t.Fatalf("child said %q", out)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		// Gone, or a zombie waiting for init to reap it.
+		if err != nil || strings.Contains(string(b), ") Z ") {
+			return
+		}
+		if time.Now().After(deadline) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("QEMU %d outlived its parent", pid)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
