@@ -34,7 +34,7 @@ var ErrNoManifest = errors.New("no manifest")
 func readManifest(ctx context.Context, murl string, opt Options) ([]manifest.Entry, string, error) {
 	r, err := fetch.Open(ctx, murl, fetch.Options{Client: opt.Client, Header: opt.Creds.Lookup(murl).Header(), Log: opt.Log, Retries: opt.Retries})
 	if err != nil {
-		if strings.Contains(err.Error(), "404") || errors.Is(err, os.ErrNotExist) {
+		if strings.Contains(err.Error(), ": 404 ") || errors.Is(err, os.ErrNotExist) {
 			return nil, "", fmt.Errorf("%w at %s: %v", ErrNoManifest, murl, err)
 		}
 		return nil, "", fmt.Errorf("manifest: %w", explainHTTP(err))
@@ -124,7 +124,7 @@ func fetchManifest(ctx context.Context, p Plan, sel pattern.Set, dest string, op
 			buf := make([]byte, 1<<20)
 			for i := range work {
 				e := entries[i]
-				n, fromPlace, nres, err := fetchFile(ctx, p.Source, e, stage, dest, i, buf, opt, func(delta int64) {
+				fromPlace, nres, err := fetchFile(ctx, p.Source, e, stage, dest, i, buf, opt, func(delta int64) {
 					bytesDone.Add(delta)
 					report()
 				})
@@ -136,7 +136,6 @@ func fetchManifest(ctx context.Context, p Plan, sel pattern.Set, dest string, op
 				if fromPlace {
 					reused.Add(1)
 				}
-				_ = n
 				filesDone.Add(1)
 				report()
 			}
@@ -162,36 +161,36 @@ feed:
 // fetchFile brings one manifest entry into place: kept if the file there
 // already has the right content, else fetched into the staging directory,
 // verified while it streams, and renamed into place.
-func fetchFile(ctx context.Context, dir string, e manifest.Entry, stage, dest string, i int, buf []byte, opt Options, progress func(int64)) (int64, bool, int, error) {
+func fetchFile(ctx context.Context, dir string, e manifest.Entry, stage, dest string, i int, buf []byte, opt Options, progress func(int64)) (reused bool, resumes int, err error) {
 	final := filepath.Join(dest, filepath.FromSlash(e.Path))
 	if n, ok := sameContent(final, e.SHA256, buf); ok {
 		if err := place.ChownOne(final, opt.Owner); err != nil {
-			return 0, false, 0, err
+			return false, 0, err
 		}
 		if err := os.Chmod(final, 0o644); err != nil {
-			return 0, false, 0, err
+			return false, 0, err
 		}
 		progress(n)
-		return n, true, 0, nil
+		return true, 0, nil
 	}
 	src, err := fileURL(dir, e.Path)
 	if err != nil {
-		return 0, false, 0, err
+		return false, 0, err
 	}
 	var last int64
 	r, err := fetch.Open(ctx, src, fetch.Options{Client: opt.Client, Header: opt.Creds.Lookup(src).Header(), Retries: opt.Retries, Log: opt.Log,
 		Progress: func(done, _ int64) { progress(done - last); last = done }})
 	if err != nil {
-		return 0, false, 0, explainHTTP(err)
+		return false, 0, explainHTTP(err)
 	}
 	defer r.Close()
 	staged := filepath.Join(stage, strconv.Itoa(i))
 	f, err := os.OpenFile(staged, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
-		return 0, false, r.Resumes(), fmt.Errorf("staging: %w", err)
+		return false, r.Resumes(), fmt.Errorf("staging: %w", err)
 	}
 	h := sha256.New()
-	n, err := io.CopyBuffer(writerOnly{io.MultiWriter(f, h)}, r, buf)
+	_, err = io.CopyBuffer(writerOnly{io.MultiWriter(f, h)}, r, buf)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -201,18 +200,18 @@ func fetchFile(ctx context.Context, dir string, e manifest.Entry, stage, dest st
 	if err != nil {
 		os.Remove(staged)
 		progress(-last)
-		return n, false, r.Resumes(), err
+		return false, r.Resumes(), err
 	}
 	if err := place.ChownOne(staged, opt.Owner); err != nil {
-		return n, false, r.Resumes(), err
+		return false, r.Resumes(), err
 	}
 	if err := os.Chmod(staged, 0o644); err != nil {
-		return n, false, r.Resumes(), err
+		return false, r.Resumes(), err
 	}
 	if err := place.File(staged, dest, filepath.FromSlash(e.Path), &opt.Owner); err != nil {
-		return n, false, r.Resumes(), err
+		return false, r.Resumes(), err
 	}
-	return n, false, r.Resumes(), nil
+	return false, r.Resumes(), nil
 }
 
 // explainHTTP adds the likely cause to an HTTP refusal.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -295,6 +296,9 @@ func ChownOne(p string, o Owner) error {
 	st, err := os.Lstat(p)
 	if err != nil {
 		return err
+	}
+	if s, ok := st.Sys().(*syscall.Stat_t); ok && int(s.Uid) == o.UID && int(s.Gid) == o.GID {
+		return nil // already owned so (what root creates for root)
 	}
 	if err := os.Lchown(p, o.UID, o.GID); err != nil {
 		return fmt.Errorf("chown %s: %w", p, err)
