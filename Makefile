@@ -6,7 +6,7 @@ export STRATA_CACHE
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build deps test test-image vet fuzz schema
+.PHONY: build deps test test-e2e test-image vet fuzz schema drill
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/strata ./cmd/strata
@@ -27,6 +27,14 @@ vet:
 test: deps test-image vet build
 	$(GO) test -timeout 40m ./...
 	$(MAKE) fuzz
+
+# Every end-to-end drill (restore in QEMU, boot the result, check it).
+test-e2e: deps test-image build
+	STRATA_DRILLS=all $(GO) test -timeout 180m -run TestDrill -v ./qemu-tests/
+
+# The main job on the built-in example: rehearse the laptop's restore in QEMU.
+drill: deps test-image build
+	./bin/strata drill examples/laptop-uefi.yaml
 
 # Bounded fuzzing of the profile loader.
 fuzz:
