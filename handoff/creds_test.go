@@ -17,6 +17,7 @@ import (
 // file server wanting a bearer token) and checks that no secret reaches a
 // log line, an event, or the restored system, while everything arrives.
 func TestCredentialsNeverLogged(t *testing.T) {
+	t.Parallel()
 	testserver.Need(t, "git", "svn", "svnadmin", "svnmucc", "svnserve", "rsync")
 	const (
 		gitPW   = "git-Secret-1 with spaces"

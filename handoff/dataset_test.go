@@ -32,6 +32,7 @@ func fileServer(t *testing.T, dir string) string {
 }
 
 func TestManifestSelectionBuffer(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	src, msum := collection(t, dir)
 	server := fileServer(t, dir)
@@ -105,6 +106,7 @@ func tarball(t *testing.T, src, out, compress string) string {
 }
 
 func TestArchiveDataset(t *testing.T) {
+	t.Parallel()
 	testserver.Need(t, "tar", "zstd", "xz", "gzip")
 	dir := t.TempDir()
 	src := filepath.Join(t.TempDir(), "photos")
@@ -161,6 +163,7 @@ func TestArchiveDataset(t *testing.T) {
 }
 
 func TestRsyncDaemon(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	src, msum := collection(t, dir)
 	plain := filepath.Join(t.TempDir(), "plain")

@@ -57,7 +57,8 @@ type Options struct {
 	FileJobs int
 	// Retries bounds the resumes of one cut transfer (default 5).
 	Retries int
-	// Runner runs git, svn and rsync (default run.Exec logging to Log).
+	// Runner runs git, svn and rsync (default run.Exec logging to Log). Datasets
+	// run in parallel, so it must be safe for concurrent use (run.Exec is).
 	Runner run.Runner
 	// Log receives the command log (argv, stderr) and transfer notes.
 	Log func(format string, args ...any)

@@ -52,6 +52,7 @@ func sumOf(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s
 // Each hostile input fails with an error naming what and where, leaves
 // nothing outside the root, nothing under its final name, and no marker.
 func TestHostileInput(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	put := func(rel string, b []byte) {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, rel)), 0o755); err != nil {

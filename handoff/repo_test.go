@@ -57,6 +57,7 @@ func makeGit(t *testing.T) gitFixture {
 }
 
 func TestGitBranchTagCommitSubmodule(t *testing.T) {
+	t.Parallel()
 	fx := makeGit(t)
 	url := testserver.GitDaemon(t, fx.base)
 	root := newRoot(t)
@@ -128,6 +129,7 @@ func TestGitBranchTagCommitSubmodule(t *testing.T) {
 }
 
 func TestOverlayAndReplace(t *testing.T) {
+	t.Parallel()
 	fx := makeGit(t)
 	url := "file://" + filepath.Join(fx.base, "etc.git")
 	for _, existing := range []string{"overlay", "replace"} {
@@ -176,6 +178,7 @@ func TestOverlayAndReplace(t *testing.T) {
 }
 
 func TestOwnerFromTargetAccounts(t *testing.T) {
+	t.Parallel()
 	needRoot(t)
 	if _, err := user.Lookup("strata-only"); err == nil {
 		t.Skip("skipping: this machine has a strata-only user; the test needs a name that only the target knows")
@@ -227,6 +230,7 @@ func TestOwnerFromTargetAccounts(t *testing.T) {
 }
 
 func TestSVNRevisionExternals(t *testing.T) {
+	t.Parallel()
 	testserver.Need(t, "svn", "svnadmin", "svnmucc", "svnserve")
 	base := t.TempDir()
 	repo := filepath.Join(base, "etc")

@@ -20,6 +20,7 @@ const big = 24 << 20
 // file of a manifest dataset and through an archive, and checks that the
 // transfer resumed (not restarted) and the result is byte for byte right.
 func TestHTTPResumeAfterCut(t *testing.T) {
+	t.Parallel()
 	testserver.Need(t, "tar", "zstd")
 	dir := t.TempDir()
 	src := filepath.Join(dir, "datasets/video")
@@ -67,6 +68,7 @@ func TestHTTPResumeAfterCut(t *testing.T) {
 // TestRsyncResumeAfterCut cuts an rsync daemon transfer once; the retry
 // continues from the partial file (--partial-dir) instead of sending it all.
 func TestRsyncResumeAfterCut(t *testing.T) {
+	t.Parallel()
 	src := filepath.Join(t.TempDir(), "video")
 	randomFile(t, filepath.Join(src, "film.mkv"), big, 44)
 	sha256sums(t, src)

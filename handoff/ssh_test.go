@@ -15,6 +15,7 @@ import (
 // an rsync dataset over ssh, with the key and known_hosts from the
 // credentials file; a wrong host key is refused.
 func TestOverSSH(t *testing.T) {
+	t.Parallel()
 	testserver.Need(t, "git", "svn", "svnadmin", "svnmucc", "svnserve", "rsync")
 	sshd := testserver.SSHD(t)
 	fx := makeGit(t)
