@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -119,10 +120,10 @@ func fetchArchive(ctx context.Context, d profile.Dataset, p Plan, sel pattern.Se
 	}
 	report()
 	res.Resumes = r.Resumes()
-	if err := place.Chown(stage, opt.Owner); err != nil {
+	files, size, err := ownAndCount(stage, opt.Owner)
+	if err != nil {
 		return res, err
 	}
-	files, size := countTree(stage)
 	if err := place.Merge(stage, dest, place.MergeOptions{Owner: &opt.Owner}); err != nil {
 		return res, err
 	}
@@ -194,14 +195,22 @@ func filterTar(r io.Reader, w io.Writer, sel pattern.Set) error {
 	return err
 }
 
-// countTree sums the regular files below dir.
-func countTree(dir string) (files, size int64) {
-	_ = filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
-		if err == nil && info.Mode().IsRegular() {
+// ownAndCount gives everything below stage to o and sums its regular
+// files, in one walk.
+func ownAndCount(stage string, o place.Owner) (files, size int64, err error) {
+	err = filepath.WalkDir(stage, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
 			files++
 			size += info.Size()
 		}
-		return nil
+		return place.ChownOne(p, o)
 	})
-	return files, size
+	return files, size, err
 }
