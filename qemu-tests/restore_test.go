@@ -206,7 +206,7 @@ const lvs = "lvm lvs --config 'activation{udev_sync=0 udev_rules=0}' --reportfor
 // reinstall that keeps /home.
 func TestRestoreLaptop(t *testing.T) {
 	const pass = "correct horse battery staple"
-	const r = "strata restore /tmp/laptop-uefi.yaml"
+	const r = "strata restore /tmp/laptop-uefi.yaml --layers-only"
 	script := strings.Join([]string{
 		"run ambiguous " + r + " --yes",
 		"run toosmall " + r + " --disk main=/dev/vdc --yes",
@@ -258,7 +258,7 @@ func TestRestoreLaptop(t *testing.T) {
 // XFS. strata is killed (-9) as soon as it starts creating LVs; the re-run
 // finishes without recreating what was there.
 func TestRestoreServerKilledMidLVM(t *testing.T) {
-	const r = "strata restore /tmp/server-raid1.yaml"
+	const r = "strata restore /tmp/server-raid1.yaml --layers-only"
 	script := strings.Join([]string{
 		"run disks strata plan --list-disks",
 		"run killed busybox sh -c '" + r + " --yes --json > /tmp/run1.log 2>&1 & until busybox grep -q \"lvm lvcreate\" /tmp/run1.log; do busybox usleep 20000; done; busybox kill -9 $!; busybox tail -n 2 /tmp/run1.log'",
@@ -304,9 +304,9 @@ func TestRestoreServerKilledMidLVM(t *testing.T) {
 // virtio disk, in one boot.
 func TestRestoreBtrfsAndMsdos(t *testing.T) {
 	script := strings.Join([]string{
-		"run btrfs strata restore /tmp/btrfs-subvolumes.yaml --yes --target /mnt/b --work /run/sb",
+		"run btrfs strata restore /tmp/btrfs-subvolumes.yaml --layers-only --yes --target /mnt/b --work /run/sb",
 		"run subvols busybox sh -c 'btrfs subvolume list /mnt/b; btrfs subvolume get-default /mnt/b; busybox grep /mnt/b /proc/self/mountinfo'",
-		"run bios strata restore /tmp/bios-msdos.yaml --disk main=vda --yes --target /mnt/m --work /run/sm",
+		"run bios strata restore /tmp/bios-msdos.yaml --layers-only --disk main=vda --yes --target /mnt/m --work /run/sm",
 		"run dump sfdisk --dump /dev/vda",
 		"run close busybox sh -c 'strata restore /tmp/btrfs-subvolumes.yaml --close --target /mnt/b --work /run/sb && strata restore /tmp/bios-msdos.yaml --disk main=vda --close --target /mnt/m --work /run/sm'",
 	}, "\n")

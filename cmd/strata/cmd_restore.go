@@ -84,7 +84,11 @@ func init() {
 				return exitError{code: exitFailed, err: err}
 			}
 			if dry && !f.json {
-				fmt.Fprintf(e.stdout, "\nNothing was written. To restore: strata restore %s%s --yes\n", args[0], f.again())
+				more := f.again()
+				if layersOnly {
+					more += " --layers-only"
+				}
+				fmt.Fprintf(e.stdout, "\nNothing was written. To restore: strata restore %s%s --yes\n", args[0], more)
 			}
 			return nil
 		},
