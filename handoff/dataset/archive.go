@@ -79,7 +79,9 @@ func fetchArchive(ctx context.Context, d profile.Dataset, p Plan, sel pattern.Se
 	defer r.Close()
 	total.Store(r.Size())
 	h := sha256.New()
-	hashed := io.TeeReader(r, h)
+	// Receiving and hashing run ahead of unpacking, on another core.
+	hashed := newReadAhead(io.TeeReader(r, h), 8, 1<<20)
+	defer hashed.Close()
 	var in io.Reader = hashed
 	var filterErr chan error
 	if !sel.Empty() {

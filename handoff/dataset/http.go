@@ -23,6 +23,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// readAheadMin is the size from which a file is received ahead of writing.
+const readAheadMin = 8 << 20
+
 // maxManifest bounds a manifest held in memory (about two million files).
 const maxManifest = 256 << 20
 
@@ -190,12 +193,21 @@ func fetchFile(ctx context.Context, dir string, e manifest.Entry, stage, dest st
 		return false, r.Resumes(), fmt.Errorf("staging: %w", err)
 	}
 	h := sha256.New()
-	_, err = io.CopyBuffer(writerOnly{io.MultiWriter(f, h)}, r, buf)
+	if r.Size() > readAheadMin {
+		// A large file: receive and hash on one core, write on the other.
+		ra := newReadAhead(io.TeeReader(r, h), 8, 1<<20)
+		_, err = io.CopyBuffer(writerOnly{f}, ra, buf)
+		ra.Close()
+	} else {
+		_, err = io.CopyBuffer(writerOnly{io.MultiWriter(f, h)}, r, buf)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); err == nil && got != e.SHA256 {
-		err = fmt.Errorf("%s: %w: its sha256 is %s, the manifest says %s", src, fetch.ErrChecksum, got, e.SHA256)
+	if err == nil { // (after an error the read-ahead may still be hashing)
+		if got := hex.EncodeToString(h.Sum(nil)); got != e.SHA256 {
+			err = fmt.Errorf("%s: %w: its sha256 is %s, the manifest says %s", src, fetch.ErrChecksum, got, e.SHA256)
+		}
 	}
 	if err != nil {
 		os.Remove(staged)
