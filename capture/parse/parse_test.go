@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -201,5 +202,54 @@ func TestParsersRejectGarbage(t *testing.T) {
 		if f(junk) == nil {
 			t.Errorf("%s accepted garbage", name)
 		}
+	}
+}
+
+// The raw table reader agrees with sfdisk --json on tables sfdisk wrote
+// (host tier: needs sfdisk).
+func TestRawTableLikeSfdisk(t *testing.T) {
+	if _, err := exec.LookPath("sfdisk"); err != nil {
+		t.Skip("skipping: sfdisk not installed")
+	}
+	for name, script := range map[string]string{
+		"gpt":   "label: gpt\nlabel-id: 5B2F1E3A-9D4C-4E8B-A6F1-2C3D4E5F6071\nsize=64M, type=U, name=\"EFI System Partition\", attrs=\"RequiredPartition LegacyBIOSBootable GUID:60,62\"\nsize=128M, type=L, name=root\nsize=10M, type=21686148-6449-6E6F-744E-656564454649\ntype=S\n",
+		"msdos": "label: dos\nlabel-id: 0x5eed1234\nsize=200M, type=83, bootable\nsize=100M, type=ef\ntype=5\nsize=300M, type=82\nsize=10M, type=8e\ntype=83\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			img := filepath.Join(t.TempDir(), "disk.img")
+			if err := os.WriteFile(img, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			os.Truncate(img, 1<<30)
+			cmd := exec.Command("sfdisk", "-q", img)
+			cmd.Stdin = strings.NewReader(script)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("sfdisk: %v\n%s", err, out)
+			}
+			js, err := exec.Command("sfdisk", "--json", img).Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := Sfdisk(js)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, _ := os.Open(img)
+			defer f.Close()
+			got, err := RawTable(img, 512, func(off int64, n int) ([]byte, error) {
+				b := make([]byte, n)
+				m, err := f.ReadAt(b, off)
+				return b[:m], err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// sfdisk names partitions of an image file IMG1, IMG2; so does RawTable.
+			if !reflect.DeepEqual(got, want) {
+				g, _ := json.MarshalIndent(got, "", " ")
+				w, _ := json.MarshalIndent(want, "", " ")
+				t.Errorf("RawTable differs from sfdisk --json\n--- raw\n%s\n--- sfdisk\n%s", g, w)
+			}
+		})
 	}
 }
