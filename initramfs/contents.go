@@ -74,6 +74,8 @@ var Tools = []ToolSpec{
 	{Name: "lvm", Group: "storage", Probe: []string{"version"}, Aliases: lvmCommands, Package: "lvm2"},
 	{Name: "dmsetup", Group: "storage", Probe: []string{"--version"}, Package: "dmsetup"},
 	{Name: "mdadm", Group: "storage", Probe: []string{"--version"}, Package: "mdadm"},
+	// lvm runs thin_check when it activates a thin pool, and refuses without it.
+	{Name: "thin_check", Group: "storage", Probe: []string{"-V"}, Aliases: []string{"thin_repair", "thin_dump", "thin_restore"}, Package: "thin-provisioning-tools"},
 	{Name: "mke2fs", Group: "storage", Probe: []string{"-V"}, Aliases: []string{"mkfs.ext2", "mkfs.ext3", "mkfs.ext4"}, Package: "e2fsprogs"},
 	{Name: "tune2fs", Group: "storage", AnyExit: true, Aliases: []string{"e2label"}, Package: "e2fsprogs"},
 	{Name: "e2fsck", Group: "storage", Probe: []string{"-V"}, Aliases: []string{"fsck.ext2", "fsck.ext3", "fsck.ext4"}, Package: "e2fsprogs"},

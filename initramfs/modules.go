@@ -310,7 +310,8 @@ var (
 		"usbhid", "hid_generic",
 	}
 	MapperModules = []string{
-		"dm_mod", "dm_crypt", "dm_snapshot", "dm_mirror", "dm_thin_pool",
+		// dm_raid backs LVM raid1/raid5 LVs (lvcreate --type raid1)
+		"dm_mod", "dm_crypt", "dm_snapshot", "dm_mirror", "dm_thin_pool", "dm_raid",
 		// ciphers and hashes LUKS uses in the kernel; af_alg/algif_* let
 		// cryptsetup use kernel crypto for keyslots
 		"aesni_intel", "aes", "xts", "ecb", "cbc", "essiv", "sha256", "sha512",
@@ -319,7 +320,9 @@ var (
 		"md_mod", "raid0", "raid1", "raid10", "raid456",
 	}
 	FilesystemModules = []string{
-		"ext4", "xfs", "btrfs", "vfat", "nls_cp437", "nls_iso8859_1", "nls_utf8", "isofs",
+		// nls_ascii: Debian's kernel mounts vfat with iocharset=ascii by default,
+		// so without it no ESP mounts ("IO charset ascii not found").
+		"ext4", "xfs", "btrfs", "vfat", "nls_cp437", "nls_ascii", "nls_iso8859_1", "nls_utf8", "isofs",
 	}
 	NICModules = []string{
 		"virtio_net", "e1000", "e1000e", "igb", "igc", "ixgbe", "r8169", "tg3",
