@@ -213,6 +213,37 @@ func TestMergeIntents(t *testing.T) {
 	}
 }
 
+// A volume group the user named differently (matched by its PVs) keeps
+// the user's name, its references and its size intents.
+func TestMergeRenamedVG(t *testing.T) {
+	src, err := os.ReadFile("testdata/profiles/laptop-intents.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.ReplaceAll(strings.ReplaceAll(string(src), "vg0:", "system:"), "vg0/", "system/")
+	p, err := profile.Parse("renamed.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	capture.Merge(p, replay(t, "laptop"))
+	if err := p.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.VolumeGroups) != 1 || p.VolumeGroups[0].Name != "system" {
+		t.Fatalf("volume groups: %+v", p.VolumeGroups)
+	}
+	for _, lv := range p.VolumeGroups[0].LVs {
+		if lv.Name == "root" && lv.Size.String() != "60%" || lv.Name == "home" && lv.Size.String() != "50%free" {
+			t.Errorf("%s: size %s, the intent was not kept", lv.Name, lv.Size)
+		}
+	}
+	for _, f := range p.Filesystems {
+		if strings.HasPrefix(f.Device, "vg0/") {
+			t.Errorf("filesystem on %s: the captured name leaked", f.Device)
+		}
+	}
+}
+
 // drifts are machines recorded twice: the diff of the second against the
 // profile captured from the first.
 var drifts = []struct{ name, base, now string }{

@@ -608,6 +608,11 @@ func (m *merger) lvm() {
 				oi = i
 			}
 		}
+		for i, o := range m.old.VolumeGroups {
+			if oi < 0 && !used[i] && o.UUID == "" && sameSetOf(o.PVs, c.PVs) {
+				oi = i // the same physical volumes under another name
+			}
+		}
 		if oi < 0 {
 			name := m.newName(c.Name)
 			m.mapVG(c, name, nil)
@@ -647,7 +652,13 @@ func (m *merger) mapVG(c profile.VolumeGroup, name string, lvNames map[string]st
 		m.refs[c.Name+"/"+lv.Name] = name + "/" + n
 		m.paths["volume_groups."+c.Name+".lvs."+lv.Name] = "volume_groups." + name + ".lvs." + n
 	}
-	m.cur.Measured[name] = m.cur.Measured[c.Name]
+	if m.measured == nil {
+		m.measured = map[string]int64{}
+	}
+	m.measured[name] = m.cur.Measured[c.Name]
+	for _, lv := range c.LVs {
+		m.measured[m.refs[c.Name+"/"+lv.Name]] = m.cur.Measured[c.Name+"/"+lv.Name]
+	}
 }
 
 func (m *merger) mergeLVs(o, c profile.VolumeGroup, capName string) []profile.LogicalVolume {
@@ -724,7 +735,7 @@ func (m *merger) mergeLVs(o, c profile.VolumeGroup, capName string) []profile.Lo
 	var meas []int64
 	var idx []int
 	for i, lv := range out {
-		ms := m.cur.Measured[o.Name+"/"+lv.Name]
+		ms := m.measured[o.Name+"/"+lv.Name]
 		if lv.Type == "thin" {
 			if !lv.Size.IsAbsolute() || lv.Size.Bytes != ms {
 				out[i].Size, out[i].MinSize, out[i].MaxSize = profile.Bytes(ms), profile.Size{}, profile.Size{}
@@ -739,7 +750,7 @@ func (m *merger) mergeLVs(o, c profile.VolumeGroup, capName string) []profile.Lo
 	if extent == 0 {
 		extent = 4 << 20
 	}
-	keep := holdIntents(reqs, meas, m.cur.Measured[o.Name], extent, 2*extent)
+	keep := holdIntents(reqs, meas, m.measured[o.Name], extent, 2*extent)
 	for k, i := range idx {
 		if !keep[k] {
 			out[i].Size, out[i].MinSize, out[i].MaxSize = profile.Bytes(meas[k]), profile.Size{}, profile.Size{}
