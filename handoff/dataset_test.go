@@ -179,8 +179,18 @@ func TestRsyncDaemon(t *testing.T) {
 		sel,
 		{Name: "plain", Source: url + "plain", Path: "/srv/plain"},
 	}}
+	write(t, filepath.Join(root, "srv/plain/SHA256SUMS"), "the owner's own file\n")
 	r := handOff(t, root, p, handoff.Options{Creds: store, Jobs: 3})
 	r.mustDone(t, "full", "sel", "plain")
+	if got := read(t, filepath.Join(root, "srv/plain/SHA256SUMS")); got != "the owner's own file\n" {
+		t.Errorf("a SHA256SUMS the source does not have was not left alone: %q", got)
+	}
+	if exists(filepath.Join(root, "home/me/music/SHA256SUMS")) {
+		t.Error("the manifest stayed in a selection that does not take it")
+	}
+	if strings.Count(r.log.String(), "run: rsync -rlpt") != 3 {
+		t.Errorf("want one rsync connection per dataset:\n%s", r.log)
+	}
 	if got, want := listing(t, filepath.Join(root, "srv/music")), listing(t, src); got != want {
 		t.Errorf("rsync full differs:\n%s\nwant\n%s", got, want)
 	}

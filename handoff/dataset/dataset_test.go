@@ -48,8 +48,8 @@ func TestRsyncArgs(t *testing.T) {
 	if err != nil || ssh != nil {
 		t.Fatal(err)
 	}
-	got := run.Quote(RsyncArgs(src, "/mnt/strata/home/me/music", pattern.Set{Include: []string{"favourites/**"}, Exclude: []string{"*.tmp"}}, place.Owner{UID: 1000, GID: 100}, ssh))
-	want := "-rlpt --numeric-ids --chown=1000:100 --partial --partial-dir=.strata-partial --timeout=120 --info=progress2 --no-inc-recursive --stats --exclude=/.strata-staging '--exclude=*.tmp' '--include=*/' '--include=favourites/**' '--exclude=*' --prune-empty-dirs --password-file=- -- rsync://backup@h:8873/media/music/ /mnt/strata/home/me/music/"
+	got := run.Quote(RsyncArgs(src, "/mnt/strata/home/me/music", pattern.Set{Include: []string{"favourites/**"}, Exclude: []string{"*.tmp"}}, place.Owner{UID: 1000, GID: 100}, ssh, true))
+	want := "-rlpt --numeric-ids --chown=1000:100 --partial --partial-dir=.strata-partial --timeout=120 --info=progress2 --no-inc-recursive --stats --exclude=/.strata-staging --include=/SHA256SUMS '--exclude=*.tmp' '--include=*/' '--include=favourites/**' '--exclude=*' --prune-empty-dirs --password-file=- -- rsync://backup@h:8873/media/music/ /mnt/strata/home/me/music/"
 	if got != want {
 		t.Errorf("rsync argv:\n got %s\nwant %s", got, want)
 	}
@@ -57,7 +57,7 @@ func TestRsyncArgs(t *testing.T) {
 	if err != nil || src != "me@h:/srv/music/" || run.Quote(ssh) != "ssh -o BatchMode=yes -p 2222 -i /keys/id -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null" {
 		t.Errorf("ssh source %s %q %v", src, ssh, err)
 	}
-	if a := strings.Join(RsyncArgs(src, "/d", pattern.Set{}, place.Owner{}, ssh), " "); strings.Contains(a, "password-file") {
+	if a := strings.Join(RsyncArgs(src, "/d", pattern.Set{}, place.Owner{}, ssh, true), " "); strings.Contains(a, "password-file") {
 		t.Errorf("password file over ssh: %s", a)
 	}
 }

@@ -62,13 +62,17 @@ func RsyncSource(raw string, m creds.Match) (string, []string, error) {
 	return "", nil, fmt.Errorf("%s is not an rsync or ssh URL", raw)
 }
 
-// RsyncArgs is the transfer's argv (pure, for golden tests). A daemon
-// password goes on stdin (--password-file=-), never here.
-func RsyncArgs(src, dest string, sel pattern.Set, o place.Owner, ssh []string) []string {
+// RsyncArgs is the transfer's argv (pure, for golden tests). With
+// manifest, the source's top-level SHA256SUMS comes along whatever the
+// selection. A daemon password goes on stdin (--password-file=-), never here.
+func RsyncArgs(src, dest string, sel pattern.Set, o place.Owner, ssh []string, manifest bool) []string {
 	args := []string{"-rlpt", "--numeric-ids", fmt.Sprintf("--chown=%d:%d", o.UID, o.GID),
 		"--partial", "--partial-dir=" + PartialDir, "--timeout=120",
 		"--info=progress2", "--no-inc-recursive", "--stats",
 		"--exclude=/" + place.StagingName}
+	if manifest && !sel.Empty() {
+		args = append(args, "--include=/"+DefaultManifest)
+	}
 	args = append(args, sel.RsyncFilters()...)
 	if ssh != nil {
 		args = append(args, "-e", run.Quote(ssh))
@@ -100,9 +104,12 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 	}
 	defer os.RemoveAll(stage)
 
-	// The manifest (the profile's, or SHA256SUMS at the top of the source)
-	// comes while the transfer runs: an rsync connection costs a good part
-	// of a second in handshakes, which need not add up.
+	// The manifest: the profile's comes over http while the transfer runs;
+	// otherwise SHA256SUMS at the top of the source comes with the transfer
+	// (one rsync connection, not two: each costs a good part of a second in
+	// handshakes). A SHA256SUMS already in the destination is moved aside
+	// first, so the one read afterwards is the source's, and put back when
+	// the source has none.
 	type manifestResult struct {
 		entries  []manifest.Entry
 		digest   string
@@ -117,9 +124,6 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 		if p.Manifest != "" {
 			m.entries, m.digest, m.err = readManifest(mctx, p.Manifest, opt)
 			m.verified = "sha256 manifest " + p.Manifest
-		} else {
-			m.entries, m.digest, m.err = rsyncManifest(mctx, src, stage, ssh, password, opt)
-			m.verified = "sha256 manifest " + src + DefaultManifest
 		}
 		mch <- m
 	}()
@@ -127,8 +131,25 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 	// earlier defer) remove the staging directory.
 	defer func() { <-mdone }()
 	defer mcancel()
+	topManifest := filepath.Join(dest, DefaultManifest)
+	aside := filepath.Join(stage, DefaultManifest+".before")
+	hadOwn := false
+	if p.Manifest == "" {
+		if err := os.Rename(topManifest, aside); err == nil {
+			hadOwn = true
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return res, fmt.Errorf("move %s aside: %w", topManifest, err)
+		}
+	}
+	putBack := func() {
+		if hadOwn {
+			os.Rename(aside, topManifest)
+			hadOwn = false
+		}
+	}
+	defer putBack()
 
-	args := RsyncArgs(src, dest, sel, opt.Owner, ssh)
+	args := RsyncArgs(src, dest, sel, opt.Owner, ssh, p.Manifest == "")
 	var stats rsyncStats
 	for attempt := 0; ; attempt++ {
 		pw := &progressWriter{report: opt.Progress, base: stats.bytes}
@@ -155,6 +176,28 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 	if mr.err != nil {
 		return res, mr.err
 	}
+	if p.Manifest == "" {
+		data, err := os.ReadFile(topManifest)
+		switch {
+		case err == nil:
+			hadOwn = false // the source's replaces the destination's
+			sum := sha256.Sum256(data)
+			mr.digest, mr.verified = hex.EncodeToString(sum[:]), "sha256 manifest "+src+DefaultManifest
+			if mr.entries, err = manifest.Parse(src+DefaultManifest, bytes.NewReader(data)); err != nil {
+				return res, err
+			}
+			if !sel.Selected(DefaultManifest) {
+				// Not part of the selection: it only came to verify it.
+				os.Remove(topManifest)
+				res.Files--
+				res.Bytes -= int64(len(data))
+			}
+		case errors.Is(err, os.ErrNotExist):
+			opt.Log("dataset: %s has no %s; rsync's own checksums verify the transfer", src, DefaultManifest)
+		default:
+			return res, fmt.Errorf("manifest: %w", err)
+		}
+	}
 	entries := mr.entries
 	if entries != nil {
 		res.Digest, res.Verified = mr.digest, mr.verified
@@ -169,35 +212,6 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 		res.Files, res.Bytes = n, size
 	}
 	return res, nil
-}
-
-// rsyncManifest fetches SHA256SUMS from the top of the source into the
-// staging directory; no manifest there is not an error (nil entries).
-func rsyncManifest(ctx context.Context, src, stage string, ssh []string, password string, opt Options) ([]manifest.Entry, string, error) {
-	args := []string{"--timeout=120"}
-	if ssh != nil {
-		args = append(args, "-e", run.Quote(ssh))
-	} else {
-		args = append(args, "--password-file=-")
-	}
-	args = append(args, "--", src+DefaultManifest, stage+"/")
-	_, err := opt.Runner.Run(ctx, run.Cmd{Name: "rsync", Args: args, Stdin: strings.NewReader(password)})
-	var ee *run.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee) && ee.Code == 23 && strings.Contains(ee.Stderr, "No such file"):
-		opt.Log("dataset: %s has no %s; rsync's own checksums verify the transfer", src, DefaultManifest)
-		return nil, "", nil
-	default:
-		return nil, "", fmt.Errorf("rsync %s: %w", src+DefaultManifest, explainRsync(err))
-	}
-	data, err := os.ReadFile(filepath.Join(stage, DefaultManifest))
-	if err != nil {
-		return nil, "", fmt.Errorf("manifest: %w", err)
-	}
-	sum := sha256.Sum256(data)
-	entries, err := manifest.Parse(src+DefaultManifest, bytes.NewReader(data))
-	return entries, hex.EncodeToString(sum[:]), err
 }
 
 func explainRsync(err error) error {
