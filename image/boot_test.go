@@ -2,7 +2,6 @@ package image
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -108,26 +106,6 @@ var (
 	liveErr                error
 )
 
-// vmSlot takes one of two machine-wide VM slots (flock), so that parallel
-// test binaries on a 2-core host do not run more than two TCG guests.
-func vmSlot(t *testing.T) {
-	t.Helper()
-	for {
-		for i := 0; i < 2; i++ {
-			f, err := os.OpenFile(filepath.Join(os.TempDir(), fmt.Sprintf("strata-vm-slot-%d.lock", i)), os.O_CREATE|os.O_RDWR, 0o666)
-			if err != nil {
-				t.Fatalf("vm slot: %v", err)
-			}
-			if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
-				t.Cleanup(func() { f.Close() })
-				return
-			}
-			f.Close()
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 func skipBoots(t *testing.T) {
 	t.Helper()
 	if testing.Short() {
@@ -147,7 +125,6 @@ func bootAndCheck(t *testing.T, cfg vm.Config, wantCmdline ...string) {
 // bootAndCheckAbsent is bootAndCheck that also wants some arguments absent.
 func bootAndCheckAbsent(t *testing.T, cfg vm.Config, wantCmdline, absent []string) {
 	t.Helper()
-	vmSlot(t)
 	cfg.MemoryMB = 1024
 	cfg.Timeout = bootWait + 30*time.Second
 	start := time.Now()

@@ -134,8 +134,17 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	if err := os.MkdirAll(cfg.LogDir, 0o755); err != nil {
 		return nil, fmt.Errorf("vm: log dir: %w", err)
 	}
+	slotCtx := ctx
+	if slotCtx == nil {
+		slotCtx = context.Background()
+	}
+	release, err := acquireSlot(slotCtx)
+	if err != nil {
+		return nil, err
+	}
 	tmp, err := os.MkdirTemp("", "strata-vm-")
 	if err != nil {
+		release()
 		return nil, fmt.Errorf("vm: %w", err)
 	}
 	v := &VM{cfg: cfg, tmpDir: tmp, done: make(chan struct{}), stderr: &lockedBuffer{}}
@@ -143,6 +152,7 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	defer func() {
 		if !ok {
 			os.RemoveAll(tmp)
+			release()
 		}
 	}()
 
@@ -213,6 +223,7 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 		v.waitErr = err
 		close(v.done)
 		os.RemoveAll(tmp)
+		release()
 	}()
 	v.timer = time.AfterFunc(cfg.Timeout, v.Kill)
 	if ctx != nil && ctx.Done() != nil {
