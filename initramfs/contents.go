@@ -242,6 +242,18 @@ global {
 	use_lvmpolld = 0
 }
 `
+	// The interactive shells strata starts are busybox ash (ENV points
+	// here). Debian's busybox-static prefers its own applets to programs
+	// on PATH, and its poweroff/reboot/halt signal init, which u-root's
+	// init ignores: make those act at once.
+	shrc = `# strata live: interactive busybox ash.
+# Busybox's own applets (mount, ip, ls, ...) run in preference to programs of
+# the same name; use full paths (/usr/bin/mount) or gosh for the others.
+poweroff() { sync; busybox poweroff -f; }
+reboot() { sync; busybox reboot -f; }
+halt() { sync; busybox halt -f; }
+PS1='strata-live:$PWD# '
+`
 	passwd    = "root:x:0:0:root:/root:/bin/sh\n"
 	group     = "root:x:0:\ndisk:x:6:\ntty:x:5:\n"
 	osRelease = "NAME=\"strata live\"\nID=strata-live\nPRETTY_NAME=\"strata live environment\"\n"

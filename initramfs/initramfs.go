@@ -605,6 +605,7 @@ func (b *builder) systemRecords(ix *ModuleIndex, plan ModulePlan, tools []hostTo
 	recs = append(recs,
 		cpio.StaticFile(strings.TrimPrefix(manifest.Path, "/"), string(mj)+"\n", 0o644),
 		cpio.StaticFile("etc/lvm/lvm.conf", lvmConf, 0o644),
+		cpio.StaticFile("etc/strata/shrc", shrc, 0o644),
 		cpio.StaticFile("etc/passwd", passwd, 0o644),
 		cpio.StaticFile("etc/group", group, 0o644),
 		cpio.StaticFile("etc/os-release", osRelease, 0o644),

@@ -338,7 +338,25 @@ func rescueShell(tty string, logf run.Logger) {
 	}
 }
 
-// shellLoop runs /bin/sh on tty until it cannot be opened; a shell that
+// ShellCommand is the interactive shell strata starts on consoles: busybox's
+// ash when the image has it, else /bin/sh (u-root's gosh). ash because
+// gosh's line editor redraws the whole line on every key (about half a
+// second per key under QEMU without KVM) and now and then stalls on Enter
+// over a serial line; gosh remains available as `gosh`.
+var ShellCommand = func() []string {
+	for _, p := range []string{"/usr/bin/busybox", "/bin/busybox"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
+			return []string{p, "sh"}
+		}
+	}
+	return []string{"/bin/sh"}
+}
+
+// ShellRC is read by interactive ash shells (ENV): prompt, and poweroff and
+// reboot that work under u-root's init.
+const ShellRC = "/etc/strata/shrc"
+
+// shellLoop runs the shell on tty until it cannot be opened; a shell that
 // exits immediately is restarted with growing delay.
 func shellLoop(tty, banner string, logf run.Logger) error {
 	delay := time.Second
@@ -370,10 +388,11 @@ func runShell(tty, banner string) error {
 	if _, err := f.WriteString(banner); err != nil {
 		return err // e.g. ttyS1 without a UART behind it: EIO
 	}
-	cmd := exec.Command("/bin/sh")
+	argv := ShellCommand()
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = f, f, f
 	cmd.Dir = "/root"
-	cmd.Env = append(os.Environ(), "TERM="+termFor(tty))
+	cmd.Env = append(os.Environ(), "TERM="+termFor(tty), "ENV="+ShellRC)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	return cmd.Run()
 }

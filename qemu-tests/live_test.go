@@ -119,33 +119,24 @@ func TestLiveBoot(t *testing.T) {
 	// Rescue shell on the second serial port.
 	s1 := v.Serial1()
 	t0 := time.Now()
-	defer func() { t.Logf("rescue shell: %s", time.Since(t0).Round(100*time.Millisecond)) }()
 	if _, err := s1.Expect("rescue shell on ttyS1", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	// The echoed command line shows "rescue-$((6*7))"; only the shell's
 	// answer shows "rescue-42".
-	if err := s1.Send("echo rescue-$((6*7))\r"); err != nil {
+	if err := s1.Send("echo rescue-$((6*7))\n"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s1.Expect("rescue-42", 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("rescue shell answered after %s", time.Since(t0).Round(100*time.Millisecond))
 
 	// The console shell, and the storage stack end to end: LUKS2 with
 	// argon2 threads (libgcc_s), dm-crypt with xts/ecb (soft dependency),
 	// LVM without udev (lvm.conf), XFS (crc32c soft dependency), and a FAT
 	// label (iconv modules).
 	if _, err := v.Expect("here is a shell", 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	// gosh's line editor redraws the line on every keystroke, which under
-	// TCG costs ~0.5 s per character; busybox's ash echoes plainly.
-	if err := v.Send("busybox sh\r"); err != nil {
-		t.Fatal(err)
-	}
-	// Keys typed before ash runs would go to gosh and be lost.
-	if _, err := v.Expect(`built-in shell \(ash\)`, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if err := v.Send("echo ash-$((2+3))\n"); err != nil {
@@ -177,10 +168,9 @@ func TestLiveBoot(t *testing.T) {
 			t.Errorf("blkid output lacks %s", want)
 		}
 	}
-	if err := v.Send("exit\n"); err != nil {
-		t.Fatal(err)
-	}
-	if err := v.Send("poweroff\r"); err != nil {
+	// poweroff in the console shell really powers off (busybox's own
+	// would signal init, which u-root's init ignores).
+	if err := v.Send("poweroff\n"); err != nil {
 		t.Fatal(err)
 	}
 	if err := v.Wait(60 * time.Second); err != nil {
@@ -219,7 +209,7 @@ func TestLiveBootUnattendedPlan(t *testing.T) {
 	}
 	// The default route through the gateway, as the kernel has it (u-root's
 	// `ip route` does not print gateways): 10.0.2.2 is 0202000A.
-	if err := v.Send("cat /proc/net/route\r"); err != nil {
+	if err := v.Send("cat /proc/net/route\n"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := v.Expect(`eth0\s+00000000\s+0202000A`, 60*time.Second); err != nil {
