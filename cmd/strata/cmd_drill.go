@@ -1,3 +1,5 @@
+//go:build !strata_live
+
 package main
 
 import (
