@@ -26,7 +26,7 @@ import (
 func needRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root to give files their owners (CI runs as root)")
+		t.Skip("skipping: the hand-off gives files their owners, which needs root (CI runs as root)")
 	}
 }
 
@@ -152,6 +152,7 @@ func (r result) mustDone(t *testing.T, names ...string) {
 
 func handOff(t *testing.T, root string, p *profile.Profile, opt handoff.Options) result {
 	t.Helper()
+	needRoot(t) // the hand-off gives every file its owner (root when unset)
 	lb, ev := &logBuf{}, &events{}
 	opt.Root, opt.Log, opt.Events = root, lb.f, ev.add
 	if opt.Retries == 0 {

@@ -14,6 +14,9 @@ import (
 )
 
 func TestHandoffCommand(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: the hand-off gives files their owners, which needs root (CI runs as root)")
+	}
 	dir := t.TempDir()
 	body := []byte("track one\n")
 	os.MkdirAll(filepath.Join(dir, "music"), 0o755)
