@@ -29,6 +29,8 @@ type Params struct {
 	DiskAuto bool
 	// Disks maps profile disk names to devices (strata.disk=NAME=DEV,...).
 	Disks map[string]string
+	// Credentials names a credentials file for the hand-off (strata.credentials=).
+	Credentials string
 	// Yes confirms a destructive unattended restore (strata.yes).
 	Yes bool
 	// Done is what happens after an unattended run succeeds:
@@ -71,15 +73,16 @@ func (p Params) Unattended() bool { return p.Server != "" }
 
 // Known parameters and their one-line help, printed with errors.
 var paramHelp = map[string]string{
-	"strata.server":  "URL of the file server (http, https, git, svn, rsync)",
-	"strata.profile": "NAME of the host profile, or auto (match by MAC/DMI)",
-	"strata.disk":    "auto, or NAME=DEV[,NAME=DEV] (profile disk name = device)",
-	"strata.yes":     "confirm an unattended restore (it erases the target disks)",
-	"strata.done":    "reboot | poweroff | shell, after an unattended run",
-	"strata.log":     "info | debug",
-	"strata.net":     "dhcp | none | IFACE:dhcp | IFACE:ADDR/PREFIX[,GATEWAY[,DNS]]; ';' separates interfaces",
-	"strata.console": "terminal for strata's conversation, e.g. ttyS0 or tty1",
-	"strata.rescue":  "terminals with a rescue shell, e.g. tty2,ttyS1, or none",
+	"strata.server":      "URL of the file server (http, https, git, svn, rsync)",
+	"strata.profile":     "NAME of the host profile, or auto (match by MAC/DMI)",
+	"strata.disk":        "auto, or NAME=DEV[,NAME=DEV] (profile disk name = device)",
+	"strata.yes":         "confirm an unattended restore (it erases the target disks)",
+	"strata.done":        "reboot | poweroff | shell, after an unattended run",
+	"strata.log":         "info | debug",
+	"strata.net":         "dhcp | none | IFACE:dhcp | IFACE:ADDR/PREFIX[,GATEWAY[,DNS]]; ';' separates interfaces",
+	"strata.console":     "terminal for strata's conversation, e.g. ttyS0 or tty1",
+	"strata.rescue":      "terminals with a rescue shell, e.g. tty2,ttyS1, or none",
+	"strata.credentials": "FILE with credentials for repos and datasets (handoff's format), e.g. on the stick",
 }
 
 // KnownParams lists the accepted strata.* parameter names, sorted.
@@ -182,6 +185,12 @@ func ParseCmdline(cmdline string) (Params, error) {
 				default:
 					p.Disks[n] = "/dev/" + dev
 				}
+			}
+		case "strata.credentials":
+			if !strings.HasPrefix(val, "/") {
+				bad(name, val, "not an absolute path")
+			} else {
+				p.Credentials = val
 			}
 		case "strata.yes":
 			switch strings.ToLower(val) {

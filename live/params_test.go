@@ -76,7 +76,7 @@ func TestParseCmdline(t *testing.T) {
 
 func TestParseCmdlineErrors(t *testing.T) {
 	for _, c := range []struct{ cmdline, want string }{
-		{"strata.sever=http://h", "unknown parameter strata.sever (known: strata.console, strata.disk,"},
+		{"strata.sever=http://h", "unknown parameter strata.sever (known: strata.console, strata.credentials, strata.disk,"},
 		{"strata.server=ftp://h", `scheme "ftp" not supported`},
 		{"strata.server=http://", "no host"},
 		{"strata.server", "needs a value"},
@@ -116,5 +116,15 @@ func TestEveryParamDocumented(t *testing.T) {
 		if ParamHelp(n) == "" {
 			t.Errorf("%s has no help", n)
 		}
+	}
+}
+
+func TestParseCredentials(t *testing.T) {
+	p, err := ParseCmdline("strata.server=http://h strata.credentials=/media/strata/creds")
+	if err != nil || p.Credentials != "/media/strata/creds" {
+		t.Fatalf("got %q, %v", p.Credentials, err)
+	}
+	if _, err := ParseCmdline("strata.credentials=creds"); err == nil || !strings.Contains(err.Error(), "not an absolute path") {
+		t.Fatalf("relative credentials path: %v", err)
 	}
 }

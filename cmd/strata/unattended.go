@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/stratahq/strata/handoff/creds"
 	"github.com/stratahq/strata/live"
 	"github.com/stratahq/strata/profile"
 	"github.com/stratahq/strata/restore"
@@ -69,6 +70,12 @@ func unattended(ctx context.Context, s *live.Session) error {
 	o := flow.Options{Profile: p, Server: server, Runner: s.Runner, Log: s.Log, Events: restore.Plain(s.Out), Keys: restore.NewProfileKeys(p)}
 	if !s.Params.DiskAuto {
 		o.Plan.Disks = s.Params.Disks
+	}
+	if s.Params.Credentials != "" {
+		// Never logged, never written to the target: handoff keeps them in memory.
+		if o.Creds, err = creds.Load(s.Params.Credentials, nil, nil); err != nil {
+			return fmt.Errorf("credentials %s: %w", s.Params.Credentials, err)
+		}
 	}
 	return flow.Restore(ctx, o)
 }
