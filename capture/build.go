@@ -186,6 +186,10 @@ func (b *builder) disks() {
 		kv := b.f.Probe[d.Path]
 		t := b.f.Tables[d.Path]
 		used := t != nil || kv["TYPE"] != "" || len(d.Children) > 0 || len(d.Mountpoints) > 0
+		if b.liveMedium(d) {
+			b.note("", "disk %s is the strata live medium: not captured", d.Path)
+			continue
+		}
 		unreadable, cannot := b.f.Unreadable[d.Path]
 		if !used {
 			if cannot {
@@ -237,6 +241,21 @@ func (b *builder) disks() {
 		}
 		b.p.Disks = append(b.p.Disks, disk)
 	}
+}
+
+// LiveLabel is the filesystem label of the strata live medium (image.Label):
+// a disk carrying it is the stick the live image runs from, not the machine's.
+const LiveLabel = "STRATA"
+
+func (b *builder) liveMedium(d *parse.BlockDevice) bool {
+	live := false
+	parse.Walk([]parse.BlockDevice{*d}, func(x, _ *parse.BlockDevice) {
+		kv := b.f.Probe[x.Path]
+		if (kv["TYPE"] == "vfat" || kv["TYPE"] == "iso9660") && (kv["LABEL"] == LiveLabel || kv["LABEL_FATBOOT"] == LiveLabel) {
+			live = true
+		}
+	})
+	return live
 }
 
 var (

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stratahq/strata/capture"
 	"github.com/stratahq/strata/capture/diff"
+	"github.com/stratahq/strata/capture/parse"
 	"github.com/stratahq/strata/profile"
 )
 
@@ -299,5 +300,34 @@ func BenchmarkCapture(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// The stick the live image runs from is not a disk of the machine.
+func TestBuildSkipsLiveMedium(t *testing.T) {
+	f := &capture.Facts{
+		Root: "/",
+		Blocks: []parse.BlockDevice{
+			{Name: "sda", Path: "/dev/sda", Type: "disk", Size: 8 << 30, Children: []parse.BlockDevice{{Name: "sda1", Path: "/dev/sda1", Type: "part", Size: 1 << 30}}},
+			{Name: "vda", Path: "/dev/vda", Type: "disk", Size: 4 << 30},
+		},
+		Probe: map[string]map[string]string{
+			"/dev/sda":  {"PTTYPE": "dos"},
+			"/dev/sda1": {"TYPE": "iso9660", "LABEL": "STRATA", "PART_ENTRY_NUMBER": "1"},
+			"/dev/vda":  {"TYPE": "ext4", "UUID": "c2516f7a-8e9d-4acb-9e0f-a1b2c3d4e5f6"},
+		},
+		Tables: map[string]*parse.Table{"/dev/sda": {Label: "dos", ID: "0x1234abcd", SectorSize: 512,
+			Partitions: []parse.Partition{{Node: "/dev/sda1", Number: 1, Start: 2048, Size: 2097152, Type: "0"}}}},
+	}
+	res := capture.Build(f)
+	if len(res.Profile.Disks) != 1 || res.Profile.Disks[0].Name != "main" || res.Profile.Disks[0].Table != "none" {
+		t.Fatalf("disks: %+v", res.Profile.Disks)
+	}
+	found := false
+	for _, n := range res.Notes {
+		found = found || strings.Contains(n.Msg, "/dev/sda is the strata live medium")
+	}
+	if !found {
+		t.Errorf("no note about the live medium: %v", res.Notes)
 	}
 }
