@@ -174,7 +174,10 @@ func TestMergeGolden(t *testing.T) {
 				t.Fatalf("merged output does not load: %v", err)
 			}
 			snapshot, _ := profile.Parse(m.name, out)
-			capture.Merge(again, replay(t, m.host))
+			notes := capture.Merge(again, replay(t, m.host))
+			if out2, err := capture.Marshal(again, notes); err != nil || !bytes.Equal(out, out2) {
+				t.Errorf("a second -into of the same machine rewrites the file (capture comments must replace, not pile up):\n%s", out2)
+			}
 			if cs := diff.Profiles(snapshot, again); len(cs) > 0 {
 				var b bytes.Buffer
 				diff.Write(&b, cs)
