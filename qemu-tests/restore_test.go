@@ -120,6 +120,11 @@ func runScript(t *testing.T, dev, script, pass string, examples []string, timeou
 	if _, err := v.Expect("here is a shell", 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	// Type only once the shell prompts: keys sent while it starts are lost
+	// or split around its banner.
+	if _, err := v.Expect(`strata-live:\S*# `, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	before := len(v.Console().Output())
 	typeLine(t, v, fmt.Sprintf("busybox head -c %s %s > /tmp/t.sh; FILES=%s busybox sh /tmp/t.sh", n, dev, dev))
 	deadline := time.Now().Add(timeout)
