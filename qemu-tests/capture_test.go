@@ -1,0 +1,191 @@
+package qemutests
+
+// The round trip of capture: each example is restored in the live image
+// (strata restore --layers-only), then strata capture records the result
+// there (-record), and the host replays the recording and merges it into
+// the example. Every field the example sets must come back as it was: the
+// merge may only add what the example leaves open (UUIDs, settings), never
+// change or drop anything, except for the deviations listed per example,
+// each with its reason.
+
+import (
+	"encoding/base64"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stratahq/strata/capture"
+	"github.com/stratahq/strata/capture/diff"
+	"github.com/stratahq/strata/profile"
+	"github.com/stratahq/strata/qemu-tests/vm"
+)
+
+// roundTrips are the examples, the disks they are restored on, and the
+// changes a capture of the restored machine may show.
+var roundTrips = []struct {
+	example string
+	restore string // extra restore flags
+	disks   []rtDisk
+	capture string // -disk flags for capture
+	// allowed are changes (diff.Change.String() prefixes) explained by the
+	// restore, not by capture.
+	allowed map[string]string
+}{
+	{"laptop-uefi.yaml", "--disk main=vda", []rtDisk{{8 << 30, "", "strata-vda"}}, "-disk /dev/vda", map[string]string{
+		"~ volume_groups.vg0.lvs.root.size":     "60% with min_size 3GiB is what restore fitted; a capture states the size it finds",
+		"- volume_groups.vg0.lvs.root.min_size": "goes with the size above",
+		"~ volume_groups.vg0.lvs.home.size":     "rest becomes the captured size when it does not fill the group exactly (checked below)",
+	}},
+	{"server-raid1.yaml", "", []rtDisk{{6 << 30, "scsi", "drive-scsi0-0-0-0"}, {6 << 30, "scsi", "drive-scsi0-0-1-0"}},
+		"-disk /dev/sda -disk /dev/sdb", map[string]string{
+			"~ filesystems[1].xfs.log_size":  "16MiB is below mkfs.xfs's 64MiB minimum since xfsprogs 5.19: restore makes 64MiB, and says so",
+			"~ volume_groups.vg-srv.lvs.srv": "90%free of what restore left",
+		}},
+	{"btrfs-subvolumes.yaml", "", []rtDisk{{6 << 30, "ide", "QM00001"}}, "-disk /dev/sda", nil},
+	{"bios-msdos.yaml", "--disk main=vda", []rtDisk{{4 << 30, "", "strata-vda"}}, "-disk /dev/vda", nil},
+}
+
+func TestCaptureRoundTrip(t *testing.T) {
+	for _, rt := range roundTrips {
+		t.Run(strings.TrimSuffix(rt.example, ".yaml"), func(t *testing.T) {
+			var disks []vm.Disk
+			for _, d := range rt.disks {
+				disks = append(disks, vm.Disk{Path: sparseDisk(t, d.size), Interface: d.iface, Serial: d.serial})
+			}
+			files := "/dev/vd" + string(rune('a'+countVirtio(disks)))
+			script := strings.Join([]string{
+				"busybox dmesg -n 1",
+				fmt.Sprintf("run restore strata restore /tmp/%s --layers-only --yes %s", rt.example, rt.restore),
+				fmt.Sprintf("run capture busybox sh -c 'strata capture -storage -root /mnt/strata %s -record /tmp/rec.txt >/dev/null 2>/tmp/capture.err; rc=$?; busybox base64 /tmp/rec.txt; exit $rc'", rt.capture),
+				"run warnings busybox cat /tmp/capture.err",
+			}, "\n")
+			secs := runWrapped(t, files, script, "round trip", []string{rt.example}, 30*time.Minute, disks...)
+			need(t, secs, "restore", 0, "done: ")
+			rec := need(t, secs, "capture", 0)
+			t.Logf("capture warnings:\n%s", secs["warnings"].out)
+			var b64 strings.Builder
+			for _, l := range strings.Split(rec, "\n") {
+				if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "[") {
+					b64.WriteString(l)
+				}
+			}
+			data, err := base64.StdEncoding.DecodeString(b64.String())
+			if err != nil {
+				t.Fatalf("recording: %v", err)
+			}
+			r, err := capture.ParseRecording(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := r.Options
+			res, err := capture.Capture(t.Context(), capture.Options{Root: o.Root, Disks: o.Disks, Storage: o.Storage, Runner: r, FS: r})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := res.Profile.Validate(); err != nil {
+				t.Errorf("the capture of the restored machine does not validate: %v", err)
+			}
+			before, err := profile.Load("../examples/" + rt.example)
+			if err != nil {
+				t.Fatal(err)
+			}
+			after, _ := profile.Load("../examples/" + rt.example)
+			capture.Merge(after, res)
+			for _, c := range diff.Profiles(before, after) {
+				s := c.String()
+				if c.Kind == diff.Added {
+					continue // the example leaves it open; the capture says what restore chose
+				}
+				reason := ""
+				for prefix, why := range rt.allowed {
+					if strings.HasPrefix(s, prefix) {
+						reason = why
+					}
+				}
+				if reason == "" {
+					t.Errorf("restored and captured, a field of the example came back different: %s", s)
+				} else {
+					t.Logf("expected: %s (%s)", s, reason)
+				}
+			}
+		})
+	}
+}
+
+// runWrapped is runScript with typing that tolerates the line editor
+// wrapping the echoed line at 80 columns (runScript's typeLine waits for
+// each piece verbatim and times out when a wrap falls inside one).
+func runWrapped(t *testing.T, dev, script, pass string, examples []string, timeout time.Duration, disks ...vm.Disk) map[string]section {
+	t.Helper()
+	files, n := scriptDisk(t, script, examples...)
+	img := restoreImage(t)
+	v := vm.StartT(t, vm.Config{
+		Name: t.Name(), Kernel: img.Kernel, Initrd: img.Initramfs, Append: "console=ttyS0 panic=-1 strata.rescue=none",
+		Disks: append(disks, files), Net: &vm.Net{}, MemoryMB: 2048, CPUs: 2, Timeout: timeout + 5*time.Minute, NoReboot: true,
+	})
+	report(t, v)
+	if _, err := v.Expect("here is a shell", 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	before := len(v.Console().Output())
+	line := fmt.Sprintf("busybox head -c %s %s > /tmp/t.sh; FILES=%s busybox sh /tmp/t.sh", n, dev, dev)
+	for i := 0; i < len(line); i += 8 {
+		piece := strings.TrimLeft(line[i:min(i+8, len(line))], " ")
+		if err := v.Send(line[i:min(i+8, len(line))]); err != nil {
+			t.Fatal(err)
+		}
+		var rx strings.Builder
+		for j, r := range piece {
+			if j > 0 {
+				rx.WriteString(`\s*`)
+			}
+			rx.WriteString(regexp.QuoteMeta(string(r)))
+		}
+		if _, err := v.Expect(rx.String(), 30*time.Second); err != nil {
+			t.Fatalf("typing %q: %v", line, err)
+		}
+	}
+	if err := v.Send("\r"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		m, err := v.Expect(`Passphrase for LUKS volume \S+(, again)?: |@@done@@`, time.Until(deadline))
+		if err != nil {
+			t.Fatalf("the script did not finish: %v\n%s", err, v.Tail(60))
+		}
+		if m[0] == "@@done@@" {
+			break
+		}
+		if err := v.Send(pass + "\r"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := v.Console().Output()[before:]
+	secs := map[string]section{}
+	rx := regexp.MustCompile(`(?s)@@start (\S+)@@\n(.*?)@@rc (\S+) (\d+)@@`)
+	for _, m := range rx.FindAllStringSubmatch(out, -1) {
+		rc, _ := strconv.Atoi(m[4])
+		secs[m[1]] = section{out: m[2], rc: rc}
+	}
+	_ = v.Send("poweroff\r")
+	return secs
+}
+
+type rtDisk struct {
+	size          int64
+	iface, serial string
+}
+
+func countVirtio(ds []vm.Disk) int {
+	n := 0
+	for _, d := range ds {
+		if d.Interface == "" || d.Interface == "virtio" {
+			n++
+		}
+	}
+	return n
+}
