@@ -32,9 +32,9 @@ test: deps test-image vet build
 test-e2e: deps test-image build
 	STRATA_DRILLS=all $(GO) test -timeout 180m -run TestDrill -v ./qemu-tests/
 
-# The main job on the built-in example: rehearse the laptop's restore in QEMU.
+# The main job on the built-in example: rehearse the BIOS example's restore in QEMU.
 drill: deps test-image build
-	./bin/strata drill examples/laptop-uefi.yaml
+	./bin/strata drill examples/bios-msdos.yaml
 
 # Bounded fuzzing of the profile loader.
 fuzz:

@@ -121,3 +121,28 @@ func TestReportFormats(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A real inventory, recorded from a drill of the BIOS example, passes.
+func TestVerifyRecordedBIOSDrill(t *testing.T) {
+	p, err := profile.Load("../examples/bios-msdos.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("testdata/bios-msdos-console.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := ParseInventory(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := Verify(p, inv)
+	if len(checks) != 3 {
+		t.Errorf("%d checks, want 3 (mount /, swap, boot path): %+v", len(checks), checks)
+	}
+	for _, c := range checks {
+		if !c.Pass {
+			t.Errorf("%s failed: %s", c.Name, c.Detail)
+		}
+	}
+}
