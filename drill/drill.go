@@ -60,7 +60,7 @@ func (t *Timeouts) defaults() {
 		}
 	}
 	def(&t.LiveBoot, 3*time.Minute)
-	def(&t.Restore, 30*time.Minute)
+	def(&t.Restore, 45*time.Minute)
 	def(&t.Reboot, 8*time.Minute)
 	def(&t.Checks, 3*time.Minute)
 }

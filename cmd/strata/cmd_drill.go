@@ -56,7 +56,7 @@ func init() {
 			fs.StringVar(&o.LiveAppend, "append", "", "extra kernel parameters for the live system, e.g. strata.log=debug")
 			fs.StringVar(&report, "report", "", "write the report as JSON to this file (default WORK/report.json)")
 			fs.StringVar(&junit, "junit", "", "also write the report as JUnit XML to this file")
-			fs.DurationVar(&o.Timeouts.Restore, "restore-timeout", 30*time.Minute, "deadline of the live restore (TCG on a busy host needs more)")
+			fs.DurationVar(&o.Timeouts.Restore, "restore-timeout", 45*time.Minute, "deadline of the live restore (TCG on a busy host needs more)")
 		},
 		run: func(e *env, args []string) error {
 			if len(args) != 1 {
