@@ -130,6 +130,9 @@ func runWrapped(t *testing.T, dev, script, pass string, examples []string, timeo
 	if _, err := v.Expect("here is a shell", 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := v.Expect(`strata-live:\S*# `, 60*time.Second); err != nil { // keys sent earlier are lost
+		t.Fatal(err)
+	}
 	before := len(v.Console().Output())
 	line := fmt.Sprintf("busybox head -c %s %s > /tmp/t.sh; FILES=%s busybox sh /tmp/t.sh", n, dev, dev)
 	for i := 0; i < len(line); i += 8 {
