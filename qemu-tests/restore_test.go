@@ -92,7 +92,16 @@ func typeLine(t *testing.T, v *vm.VM, line string) {
 		if err := v.Send(piece); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := v.Expect(regexp.QuoteMeta(strings.TrimLeft(piece, " ")), 30*time.Second); err != nil {
+		// The shell wraps long lines at 80 columns: allow a line break
+		// between any two echoed characters.
+		var rx strings.Builder
+		for j, r := range strings.TrimLeft(piece, " ") {
+			if j > 0 {
+				rx.WriteString(`\s*`)
+			}
+			rx.WriteString(regexp.QuoteMeta(string(r)))
+		}
+		if _, err := v.Expect(rx.String(), 30*time.Second); err != nil {
 			t.Fatalf("typing %q: %v", line, err)
 		}
 	}
