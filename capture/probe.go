@@ -298,14 +298,24 @@ func (p *prober) blockDevices() error {
 	if len(paths) == 0 {
 		return nil
 	}
-	res, err := p.o.Runner.Run(p.ctx, run.Cmd{Name: "blkid", Args: append([]string{"--probe", "--output", "export"}, paths...)})
-	if err != nil {
+	// blkid --probe stops at the first device it finds nothing on (an
+	// empty partition, an unformatted array) or cannot open: go on after it.
+	for rest := paths; len(rest) > 0; {
+		res, err := p.o.Runner.Run(p.ctx, run.Cmd{Name: "blkid", Args: append([]string{"--probe", "--output", "export"}, rest...)})
+		got := parse.Blkid(res.Stdout)
+		for dev, kv := range got {
+			if dev != "" {
+				p.f.Probe[dev] = kv
+			}
+		}
+		if err == nil {
+			break
+		}
 		var ee *run.ExitError
 		if !errors.As(err, &ee) {
 			return fmt.Errorf("capture: blkid: %w", err)
 		}
-		// blkid exits 2 when a device has no signature, and reports the ones
-		// it cannot open on stderr; the others are in the output.
+		// blkid reports the devices it cannot open on stderr.
 		for _, l := range strings.Split(ee.Stderr, "\n") {
 			l = strings.TrimPrefix(strings.TrimSpace(l), "blkid: error: ")
 			if dev, msg, ok := strings.Cut(l, ": "); ok && strings.HasPrefix(dev, "/dev/") {
@@ -314,11 +324,13 @@ func (p *prober) blockDevices() error {
 				p.problem("", "blkid: %s", l)
 			}
 		}
-	}
-	for dev, kv := range parse.Blkid(res.Stdout) {
-		if dev != "" {
-			p.f.Probe[dev] = kv
+		last := -1
+		for i, d := range rest {
+			if _, ok := got[d]; ok {
+				last = i
+			}
 		}
+		rest = rest[min(last+2, len(rest)):] // past the one it stopped at
 	}
 	return nil
 }

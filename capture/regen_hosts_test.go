@@ -17,7 +17,9 @@ import (
 	"github.com/stratahq/strata/qemu-tests/vm"
 )
 
-// scenarios are the machines TestRegenHosts makes in the live image: each
+// scenarios are the machines TestRegenHosts makes in the live image (the
+// scripts run under gosh: in busybox sh, busybox's own mke2fs would shadow
+// e2fsprogs'): each
 // boots with its disks (partitioned on the host with sfdisk), runs
 // testdata/guest/NAME.sh there, and brings back what the guest wrote to
 // /tmp/o (recordings of strata capture, the YAML it printed, tool outputs).
@@ -80,7 +82,7 @@ func TestRegenHosts(t *testing.T) {
 				t.Fatal(err)
 			}
 			time.Sleep(3 * time.Second)
-			cmd := fmt.Sprintf("mkdir -p /tmp/s; tar -xf %s /tmp/s; gosh /tmp/s/%s.run; cd /tmp; tar -cf %s o\r", letter(len(disks)-2), sc.name, letter(len(disks)-1))
+			cmd := fmt.Sprintf("mkdir -p /tmp/s; busybox tar -xf %s -C /tmp/s; gosh /tmp/s/%s.run; busybox tar -cf %s -C /tmp o\r", letter(len(disks)-2), sc.name, letter(len(disks)-1))
 			if err := v.Send(cmd); err != nil {
 				t.Fatal(err)
 			}

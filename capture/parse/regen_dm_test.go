@@ -77,7 +77,7 @@ func TestRegenDMFixtures(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(3 * time.Second)
-	if err := v.Send("tar -xf /dev/vdf /tmp; gosh /tmp/regen.sh\r"); err != nil {
+	if err := v.Send("busybox tar -xf /dev/vdf -C /tmp; gosh /tmp/regen.sh\r"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := v.Expect(`(?m)^@@ALL-DONE@@`, 10*time.Minute); err != nil {

@@ -93,7 +93,7 @@ attach "$T/dos.img"
 mke2fs -q -t ext4 -L root -U c2516f7a-8e9d-4acb-9e0f-a1b2c3d4e5f6 -b 4096 "${L}p1"
 mkfs.fat -F 16 -i 0000BEEF "${L}p2" >/dev/null
 mkswap -q -U d3627a8b-9fa0-4bdc-8f1a-b2c3d4e5f6a7 "${L}p5"
-mke2fs -q -t ext2 -L data "${L}p6"
+mke2fs -q -t ext2 -L data -U 647ebae9-6df0-446e-9042-f27c2c49a3ff "${L}p6"
 printf 'UUID=c2516f7a-8e9d-4acb-9e0f-a1b2c3d4e5f6 / ext4 errors=remount-ro 0 1\nUUID=d3627a8b-9fa0-4bdc-8f1a-b2c3d4e5f6a7 none swap sw 0 0\n' > "$T/root/etc/fstab"
 record loop-msdos -disk "$L" -root "$T/root"
 
