@@ -36,8 +36,8 @@ type Result struct {
 	// vg0/root), whatever size the profile says (rest, say). Merge and diff
 	// check size intents against it.
 	Measured map[string]int64
-	// Renamed maps the references of Facts (device paths) to profile
-	// references, for tools that want to report by device.
+	// Refs maps the device paths of Facts to the profile references they
+	// became (/dev/sda2 → main/root), for tools that report by device.
 	Refs map[string]string
 }
 
