@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -9,9 +10,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 
-	"golang.org/x/term"
+	"golang.org/x/sys/unix"
 
 	"github.com/stratahq/strata/profile"
 )
@@ -141,11 +143,26 @@ func ttyPrompt(prompt string) ([]byte, error) {
 		return nil, fmt.Errorf("no terminal to ask for the passphrase (give the key as file or url in the profile): %w", err)
 	}
 	defer tty.Close()
-	fmt.Fprint(tty, prompt)
-	b, err := term.ReadPassword(int(tty.Fd()))
-	fmt.Fprintln(tty)
+	// Echo goes off before the prompt appears: keys typed ahead of a prompt
+	// (a person in a hurry, or a console script) are never shown.
+	fd := int(tty.Fd())
+	saved, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	if err != nil {
 		return nil, fmt.Errorf("read passphrase: %w", err)
 	}
-	return b, nil
+	quiet := *saved
+	quiet.Lflag &^= unix.ECHO
+	quiet.Lflag |= unix.ICANON | unix.ISIG
+	quiet.Iflag |= unix.ICRNL
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &quiet); err != nil {
+		return nil, fmt.Errorf("read passphrase: %w", err)
+	}
+	defer unix.IoctlSetTermios(fd, unix.TCSETS, saved)
+	fmt.Fprint(tty, prompt)
+	line, err := bufio.NewReader(tty).ReadString('\n')
+	fmt.Fprintln(tty)
+	if err != nil && line == "" {
+		return nil, fmt.Errorf("read passphrase: %w", err)
+	}
+	return []byte(strings.TrimRight(line, "\r\n")), nil
 }
