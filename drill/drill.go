@@ -44,8 +44,18 @@ type Options struct {
 	Login string
 	// Extra kernel parameters for the live system (e.g. strata.log=debug).
 	LiveAppend string
-	Timeouts   Timeouts
-	Log        func(format string, args ...any)
+	// Files is a directory served at the top of the drill's file server,
+	// beside profiles/ and images/: copies of repos (bare git repositories
+	// after git update-server-info) and datasets for a drill that cannot
+	// reach the real ones.
+	Files string
+	// URLMap rewrites the profile's repo URLs and dataset sources by prefix
+	// (the longest match wins). A replacement that is not an absolute URL is
+	// a path on the drill's file server, e.g.
+	// "https://files.example.org/" → "/" with Files holding git/ and datasets/.
+	URLMap   map[string]string
+	Timeouts Timeouts
+	Log      func(format string, args ...any)
 }
 
 // Timeouts bound each phase (TCG defaults; KVM users can shorten them).
@@ -85,7 +95,15 @@ type Report struct {
 	Seconds  float64 `json:"seconds"`
 	Phases   []Phase `json:"phases"`
 	Checks   []Check `json:"checks"`
-	WorkDir  string  `json:"work_dir"`
+	// Steps are the restore's own steps, timed from its console lines.
+	Steps   []Step `json:"steps,omitempty"`
+	WorkDir string `json:"work_dir"`
+}
+
+// Step is one step of the live restore and how long it took.
+type Step struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
 }
 
 // Disk is a blank virtual disk the drill restores onto.
@@ -135,14 +153,18 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 }
 
 type drill struct {
-	opt     Options
-	rep     *Report
-	p       *profile.Profile
-	name    string // profile name on the file server
-	url     string // the file server as the guest sees it
-	logDir  string
-	stopSrv func()
+	opt      Options
+	rep      *Report
+	p        *profile.Profile
+	name     string // profile name on the file server
+	url      string // the file server as the guest sees it
+	hostBase string // the same, as the host reaches it
+	logDir   string
+	stopSrv  func()
 }
+
+// restorePhase is the phase whose steps the report breaks down.
+const restorePhase = "live boot and restore"
 
 // phase runs fn as a named phase; it returns false when the phase failed.
 func (d *drill) phase(name string, fn func(ph *Phase) error) bool {
@@ -169,7 +191,7 @@ func (d *drill) run(ctx context.Context) {
 	if !d.phase("prepare", func(*Phase) error { return d.prepare() }) {
 		return
 	}
-	if !d.phase("live boot and restore", func(ph *Phase) error { return d.restore(ctx, ph) }) {
+	if !d.phase(restorePhase, func(ph *Phase) error { return d.restore(ctx, ph) }) {
 		return
 	}
 	if d.p.System == nil || d.p.Bootloader == nil {
@@ -200,6 +222,17 @@ func (d *drill) prepare() error {
 		}
 	}
 	d.rep.Firmware = d.firmware()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("file server: %w", err)
+	}
+	srv := &http.Server{Handler: serve.Handler(srvDir, d.opt.Log), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	d.stopSrv = func() { srv.Close() }
+	port := ln.Addr().(*net.TCPAddr).Port
+	d.url = fmt.Sprintf("http://10.0.2.2:%d/", port) // QEMU user-net's view of the host
+	d.hostBase = fmt.Sprintf("http://127.0.0.1:%d/", port)
+	d.adaptHandoff(p)
 	// The drill's own passphrase, image and serial console; everything else as the user wrote it.
 	for i := range p.LUKS {
 		p.LUKS[i].Key = profile.Key{Literal: d.opt.Passphrase}
@@ -217,6 +250,11 @@ func (d *drill) prepare() error {
 		}
 		p.System.Image = profile.Image{URL: "images/" + filepath.Base(img), SHA256: sum}
 	}
+	if d.opt.Files != "" {
+		if err := serveFiles(d.opt.Files, srvDir); err != nil {
+			return err
+		}
+	}
 	if p.Bootloader != nil {
 		p.Bootloader.Cmdline = strings.TrimSpace(p.Bootloader.Cmdline + " console=ttyS0,115200")
 	}
@@ -226,14 +264,6 @@ func (d *drill) prepare() error {
 	if err := p.Save(filepath.Join(srvDir, "profiles", d.name+".yaml")); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return fmt.Errorf("file server: %w", err)
-	}
-	srv := &http.Server{Handler: serve.Handler(srvDir, d.opt.Log), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
-	d.stopSrv = func() { srv.Close() }
-	d.url = fmt.Sprintf("http://10.0.2.2:%d", ln.Addr().(*net.TCPAddr).Port) // QEMU user-net's view of the host
 	for i, disk := range p.Disks {
 		size, err := d.diskSize(disk)
 		if err != nil {
@@ -306,6 +336,8 @@ func (d *drill) fw() vm.Firmware {
 var (
 	readyRE   = `STRATA READY`
 	restoreRE = `STRATA RESTORE (OK|FAILED)[^\r\n]*`
+	// stepRE is a step line of the plain restore log: "[3/12] mkfs:main/root: done".
+	stepRE = `(?m)^\[\d+/\d+\] (\S+): ([^\r\n]*)`
 )
 
 func (d *drill) restore(ctx context.Context, ph *Phase) error {
@@ -331,10 +363,29 @@ func (d *drill) restore(ctx context.Context, ph *Phase) error {
 	if _, err := v.Expect(readyRE, d.opt.Timeouts.LiveBoot); err != nil {
 		return fail(fmt.Errorf("the live system did not come up: %w", err))
 	}
-	m, err := v.Expect(restoreRE, d.opt.Timeouts.Restore)
-	if err != nil {
-		return fail(fmt.Errorf("the restore did not finish: %w", err))
+	// Follow the restore's step lines to time each step (for the report and
+	// bench/drill.sh) until the outcome marker.
+	deadline := time.Now().Add(d.opt.Timeouts.Restore)
+	started := map[string]time.Time{}
+	var m []string
+	for {
+		m, err = v.Expect(stepRE+`|`+restoreRE, time.Until(deadline))
+		if err != nil {
+			return fail(fmt.Errorf("the restore did not finish: %w", err))
+		}
+		if m[1] == "" {
+			break // the outcome marker
+		}
+		switch step, state := m[1], m[2]; {
+		case state == "done" || strings.HasPrefix(state, "done (") || strings.HasPrefix(state, "skipped") || strings.HasPrefix(state, "FAILED"):
+			if t0, ok := started[step]; ok {
+				d.rep.Steps = append(d.rep.Steps, Step{Name: step, Seconds: time.Since(t0).Seconds()})
+			}
+		default:
+			started[step] = time.Now()
+		}
 	}
+	m = regexp.MustCompile(restoreRE).FindStringSubmatch(m[0])
 	if m[1] != "OK" {
 		return fail(fmt.Errorf("the restore failed: %s", strings.TrimSpace(m[0])))
 	}
@@ -395,6 +446,22 @@ func (d *drill) checks(v *vm.VM, ph *Phase) error {
 		return fail(err)
 	}
 	d.rep.Checks = Verify(d.p, inv)
+	if len(d.p.Repos)+len(d.p.Datasets) > 0 {
+		cmd := "M=STRATA-HANDOFF; echo $M-BEGIN; " + handoffCommands(d.p) + "echo $M-END\n"
+		if err := v.Send(cmd); err != nil {
+			return fail(err)
+		}
+		if _, err := v.Expect(`(?m)^`+handoffEnd, d.opt.Timeouts.Checks); err != nil {
+			return fail(fmt.Errorf("hand-off inventory: %w", err))
+		}
+		hinv, err := parseHandoff(v.Console().Output())
+		if err != nil {
+			return fail(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), d.opt.Timeouts.Checks)
+		d.rep.Checks = append(d.rep.Checks, d.checkHandoff(ctx, hinv)...)
+		cancel()
+	}
 	_ = v.Send("poweroff\n")
 	_ = v.Wait(time.Minute)
 	var failed []string

@@ -23,6 +23,13 @@ func (r *Report) Text(w io.Writer) {
 			fmt.Fprintf(w, "  log %s", ph.Log)
 		}
 		fmt.Fprintln(w)
+		if ph.Name == restorePhase && len(r.Steps) > 0 {
+			var parts []string
+			for _, s := range r.Breakdown() {
+				parts = append(parts, fmt.Sprintf("%s %.0f s", s.Name, s.Seconds))
+			}
+			fmt.Fprintf(w, "        %s\n", strings.Join(parts, " · "))
+		}
 		if ph.Error != "" {
 			fmt.Fprintf(w, "        %s\n", ph.Error)
 		}
@@ -36,6 +43,37 @@ func (r *Report) Text(w io.Writer) {
 	for _, c := range r.Checks {
 		fmt.Fprintf(w, "  %s  check %-30s %s\n", verdict[c.Pass], c.Name, c.Detail)
 	}
+}
+
+// Breakdown sums the restore's steps into the stages a person thinks in:
+// layout (every storage step), base system, packages and bootloader,
+// hand-off, close. Stages that did not run are left out.
+func (r *Report) Breakdown() []Step {
+	order := []string{"layout", "base system", "packages and bootloader", "hand-off", "close"}
+	sum := map[string]float64{}
+	seen := map[string]bool{}
+	for _, s := range r.Steps {
+		stage := "layout"
+		switch s.Name {
+		case "system:image", "system:configure":
+			stage = "base system"
+		case "system:packages", "system:initramfs", "system:bootloader":
+			stage = "packages and bootloader"
+		case "handoff":
+			stage = "hand-off"
+		case "close":
+			stage = "close"
+		}
+		sum[stage] += s.Seconds
+		seen[stage] = true
+	}
+	var out []Step
+	for _, st := range order {
+		if seen[st] {
+			out = append(out, Step{Name: st, Seconds: sum[st]})
+		}
+	}
+	return out
 }
 
 func humanSize(n int64) string {

@@ -37,9 +37,23 @@ func (s sizeFlags) Set(v string) error {
 	return nil
 }
 
+// urlMapFlags collects repeated FROM=TO URL prefix rewrites.
+type urlMapFlags map[string]string
+
+func (m urlMapFlags) String() string { return "" }
+func (m urlMapFlags) Set(v string) error {
+	from, to, ok := strings.Cut(v, "=")
+	if !ok || from == "" || to == "" {
+		return fmt.Errorf("want FROM=TO, e.g. https://files.example.org/=/ (TO without a scheme is a path on the drill's file server)")
+	}
+	m[from] = to
+	return nil
+}
+
 func init() {
 	var o drill.Options
 	sizes := sizeFlags{}
+	urlMap := urlMapFlags{}
 	var report, junit string
 	register(&command{
 		name:    "drill",
@@ -54,6 +68,8 @@ func init() {
 			fs.StringVar(&o.WorkDir, "work", "", "directory for disks, logs and the served files (default: a new temporary one)")
 			fs.StringVar(&o.Login, "login", "root:strata", "USER:PASSWORD to log in to the restored system for the checks")
 			fs.StringVar(&o.LiveAppend, "append", "", "extra kernel parameters for the live system, e.g. strata.log=debug")
+			fs.StringVar(&o.Files, "files", "", "directory served at the top of the drill's file server (copies of repos and datasets)")
+			fs.Var(urlMap, "url-map", "FROM=TO (repeatable): rewrite repo URLs and dataset sources starting with FROM; a TO without a scheme is a path on the drill's file server")
 			fs.StringVar(&report, "report", "", "write the report as JSON to this file (default WORK/report.json)")
 			fs.StringVar(&junit, "junit", "", "also write the report as JUnit XML to this file")
 			fs.DurationVar(&o.Timeouts.Restore, "restore-timeout", 45*time.Minute, "deadline of the live restore (TCG on a busy host needs more)")
@@ -65,7 +81,7 @@ func init() {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
 			o.Profile = args[0]
-			o.DiskSizes = sizes
+			o.DiskSizes, o.URLMap = sizes, urlMap
 			o.Log = func(f string, a ...any) { fmt.Fprintf(e.stderr, f+"\n", a...) }
 			if o.WorkDir == "" {
 				d, err := os.MkdirTemp("", "strata-drill-")
