@@ -75,7 +75,13 @@ func Run(ctx context.Context, pl *plan.Plan, o Options) error {
 		f.o.Log = func(string, ...any) {}
 	}
 	f.index, f.total = len(pl.Steps), len(pl.Steps)+f.stages()
-	if err := restore.Apply(ctx, pl, o.Runner, f.o.Events, restore.Options{Keys: o.Keys}); err != nil {
+	// The layer steps count out of the whole restore, so "[3/12]" reads on
+	// into the stages after them.
+	layerEvents := func(e restore.Event) {
+		e.Total = f.total
+		f.o.Events(e)
+	}
+	if err := restore.Apply(ctx, pl, o.Runner, layerEvents, restore.Options{Keys: o.Keys}); err != nil {
 		return fmt.Errorf("layers: %w", err)
 	}
 	err := f.system(ctx)

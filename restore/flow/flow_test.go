@@ -34,6 +34,7 @@ type fixture struct {
 	pl     *plan.Plan
 	rec    *run.Recorder
 	events []string // "kind step"
+	totals map[int]bool
 	fail   string   // a command that fails, by name
 }
 
@@ -70,7 +71,7 @@ func newFixture(t *testing.T) *fixture {
 	if err := os.WriteFile(filepath.Join(root, "etc/fstab"), []byte(layerFstab), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t}
+	f := &fixture{t: t, totals: map[int]bool{}}
 	f.rec = &run.Recorder{Respond: func(c run.Cmd) (run.Result, error) {
 		name := c.Name
 		if name == "chroot" && len(c.Args) > 0 {
@@ -100,6 +101,7 @@ func newFixture(t *testing.T) *fixture {
 		Devices: []plan.Device{{Ref: "main/root", Kind: "partition", Path: "/dev/vda1"}, {Ref: "main/swap", Kind: "partition", Path: "/dev/vda5"}}}
 	f.o = Options{Profile: p, Server: srv.URL, Runner: f.rec, Events: func(e restore.Event) {
 		if e.Kind != restore.Progress && e.Kind != restore.Log {
+			f.totals[e.Total] = true
 			f.events = append(f.events, string(e.Kind)+" "+e.Step)
 		}
 	}}
@@ -127,6 +129,9 @@ func TestStagesInOrder(t *testing.T) {
 	}
 	if got := strings.Join(f.events, "\n"); got != strings.Join(want, "\n") {
 		t.Errorf("events:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
+	}
+	if len(f.totals) != 1 {
+		t.Errorf("events count steps out of different totals %v: the layers and the stages must read as one run", f.totals)
 	}
 	root := f.pl.TargetRoot
 	// The image's fstab must not replace the one the layer steps wrote.
