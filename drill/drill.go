@@ -163,6 +163,9 @@ type drill struct {
 	stopSrv  func()
 }
 
+// liveBootStep is the live system's boot, from QEMU's start to its ready marker.
+const liveBootStep = "live:boot"
+
 // restorePhase is the phase whose steps the report breaks down.
 const restorePhase = "live boot and restore"
 
@@ -357,12 +360,14 @@ func (d *drill) restore(ctx context.Context, ph *Phase) error {
 	if err != nil {
 		return err
 	}
+	t0 := time.Now() // after Start, which may have waited for a VM slot
 	defer v.Kill()
 	ph.Log = v.LogPath()
 	fail := func(err error) error { ph.Tail = v.Tail(40); return err }
 	if _, err := v.Expect(readyRE, d.opt.Timeouts.LiveBoot); err != nil {
 		return fail(fmt.Errorf("the live system did not come up: %w", err))
 	}
+	d.rep.Steps = append(d.rep.Steps, Step{Name: liveBootStep, Seconds: time.Since(t0).Seconds()})
 	// Follow the restore's step lines to time each step (for the report and
 	// bench/drill.sh) until the outcome marker.
 	deadline := time.Now().Add(d.opt.Timeouts.Restore)

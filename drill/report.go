@@ -46,10 +46,10 @@ func (r *Report) Text(w io.Writer) {
 }
 
 // Breakdown sums the restore's steps into the stages a person thinks in:
-// layout (every storage step), base system, packages and bootloader,
+// the live boot, layout (every storage step), base system, packages and bootloader,
 // hand-off, close. Stages that did not run are left out.
 func (r *Report) Breakdown() []Step {
-	order := []string{"layout", "base system", "packages and bootloader", "hand-off", "close"}
+	order := []string{"live boot", "layout", "base system", "packages and bootloader", "hand-off", "close"}
 	sum := map[string]float64{}
 	seen := map[string]bool{}
 	for _, s := range r.Steps {
@@ -61,6 +61,8 @@ func (r *Report) Breakdown() []Step {
 			stage = "packages and bootloader"
 		case "handoff":
 			stage = "hand-off"
+		case liveBootStep:
+			stage = "live boot"
 		case "close":
 			stage = "close"
 		}
