@@ -16,6 +16,7 @@ import (
 
 	"github.com/stratahq/strata/handoff/manifest"
 	"github.com/stratahq/strata/handoff/pattern"
+	"github.com/stratahq/strata/internal/run"
 	"github.com/stratahq/strata/profile"
 )
 
@@ -79,7 +80,7 @@ const (
 // SHA-256 and the owner and mode of its top directory. One line, for typing.
 func handoffCommands(p *profile.Profile) string {
 	var b strings.Builder
-	q := shellQuote
+	q := func(s string) string { return run.Quote([]string{s}) }
 	for _, r := range p.Repos {
 		g := q(r.Path + "/.git")
 		// HEAD is a commit (detached) or a ref: loose, or in packed-refs.
@@ -351,12 +352,4 @@ func short(commit string) string {
 		return commit[:12]
 	}
 	return commit
-}
-
-// shellQuote quotes s for a POSIX shell.
-func shellQuote(s string) string {
-	if regexp.MustCompile(`^[A-Za-z0-9_./:=@%+-]+$`).MatchString(s) {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
