@@ -38,6 +38,7 @@ import (
 	"strings"
 
 	"github.com/stratahq/strata/internal/run"
+	"github.com/stratahq/strata/profile"
 )
 
 // Names of the artefacts and of the fixed places on every medium. The live
@@ -197,6 +198,11 @@ func newBuild(o Options) (*build, error) {
 	}
 	if err := checkKernel(o.Kernel); err != nil {
 		return nil, err
+	}
+	if o.Profiles != "" {
+		if err := checkProfiles(o.Profiles, o.Log); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, fmt.Errorf("image: %w", err)
@@ -372,3 +378,41 @@ directory from the filesystem labelled STRATA. See docs/live-media.md.
 
 const profilesReadme = `Put host profiles here as <name>.yaml and boot with strata.profile=<name>.
 `
+
+// checkProfiles validates the host profiles going onto a medium, so that a
+// broken one is found at the desk and not at the broken machine: every
+// *.yaml directly in dir must load (all errors, with line:column). The live
+// system lists only those (profiles/*.yaml, as `strata serve` does); other
+// files are copied as they are, and logged, since a profile among them is
+// not found (a .yml, or one in a subdirectory).
+func checkProfiles(dir string, logf run.Logger) error {
+	var errs []string
+	n := 0
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if filepath.Dir(rel) != "." || filepath.Ext(p) != ".yaml" {
+			if logf != nil && (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) {
+				logf("image: --profiles: %s is copied but not listed by the live system: profiles must be <name>.yaml directly in %s", rel, dir)
+			}
+			return nil
+		}
+		n++
+		if _, err := profile.Load(p); err != nil {
+			errs = append(errs, err.Error())
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("image: --profiles %s: %w", dir, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("image: --profiles %s: %d invalid profiles (fix them or leave them out):\n%s", dir, len(errs), strings.Join(errs, "\n"))
+	}
+	if n == 0 {
+		return fmt.Errorf("image: --profiles %s: no <name>.yaml in it", dir)
+	}
+	return nil
+}

@@ -38,7 +38,7 @@ func fakeInputs(t *testing.T) (kernel, initrd, profiles string) {
 	if err := os.MkdirAll(filepath.Join(profiles, "lab"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(profiles, "web-server-01.yaml"), []byte("hostname: web-server-01\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(profiles, "web-server-01.yaml"), []byte(webProfile), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(profiles, "lab", "db.yaml"), []byte("hostname: db\n"), 0o644); err != nil {
@@ -46,6 +46,10 @@ func fakeInputs(t *testing.T) (kernel, initrd, profiles string) {
 	}
 	return kernel, initrd, profiles
 }
+
+// webProfile is a valid profile: the image checks what --profiles holds.
+const webProfile = "version: 1\nhost: {name: web-server-01}\ndisks:\n  main:\n    table: gpt\n    partitions:\n      - {name: root, size: rest}\n" +
+	"filesystems:\n  - {device: main/root, type: ext4, mount: {path: /}}\n"
 
 func structOptions(t *testing.T) Options {
 	k, i, p := fakeInputs(t)
@@ -161,7 +165,7 @@ func TestUSBStructure(t *testing.T) {
 	if !regexp.MustCompile(`::/live/strata-[0-9a-f]{12}\n`).MatchString(all) {
 		t.Errorf("ESP lacks the GRUB marker file:\n%s", all)
 	}
-	if got := output(t, "mtype", "-i", at, "::/strata/profiles/web-server-01.yaml"); got != "hostname: web-server-01\n" {
+	if got := output(t, "mtype", "-i", at, "::/strata/profiles/web-server-01.yaml"); got != webProfile {
 		t.Errorf("profile content %q", got)
 	}
 	kernel, _ := os.ReadFile(o.Kernel)
@@ -437,6 +441,7 @@ func TestOptionErrors(t *testing.T) {
 		"no out":         {Kernel: k, Initrd: i},
 		"bad append":     {Kernel: k, Initrd: i, Out: t.TempDir(), Append: "a=$(reboot)"},
 		"profiles file":  {Kernel: k, Initrd: i, Out: t.TempDir(), Profiles: k},
+		"no profiles":    {Kernel: k, Initrd: i, Out: t.TempDir(), Profiles: t.TempDir()},
 		"swapped":        {Kernel: i, Initrd: k, Out: t.TempDir()},
 	}
 	for name, o := range cases {
@@ -444,6 +449,16 @@ func TestOptionErrors(t *testing.T) {
 			if err := build(ctx, o); err == nil {
 				t.Errorf("%s: %s accepted it", name, kind)
 			}
+		}
+	}
+	// An invalid profile is refused with its file, line and column.
+	invalid := t.TempDir()
+	os.WriteFile(filepath.Join(invalid, "ok.yaml"), []byte(webProfile), 0o644)
+	os.WriteFile(filepath.Join(invalid, "typo.yaml"), []byte(webProfile+"bootloadr: {type: grub}\n"), 0o644)
+	for kind, build := range map[string]func(context.Context, Options) error{"usb": USB, "iso": ISO, "pxe": PXE} {
+		err := build(ctx, Options{Kernel: k, Initrd: i, Out: t.TempDir(), Profiles: invalid})
+		if err == nil || !strings.Contains(err.Error(), "1 invalid profiles") || !strings.Contains(err.Error(), "typo.yaml:10:1") {
+			t.Errorf("%s with an invalid profile: %v", kind, err)
 		}
 	}
 	bad := Options{Kernel: k, Initrd: i, Out: t.TempDir(), Loaders: Loaders{GPTMBR: "/nonexistent/gptmbr.bin"}}

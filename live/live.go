@@ -18,6 +18,7 @@ import (
 
 	"github.com/stratahq/strata/initramfs/manifest"
 	"github.com/stratahq/strata/internal/run"
+	"github.com/stratahq/strata/source"
 )
 
 // ReadyMarker starts the report; everything after it describes the machine.
@@ -30,9 +31,16 @@ type Session struct {
 	Runner    run.Runner
 	Out       io.Writer // the console
 	Log       run.Logger
+	// Medium is the live medium, mounted read-only; nil when there is none.
+	Medium *Medium
+	// Sources are where profiles come from, in the order they are
+	// searched: the server (strata.server=), then the medium's strata/
+	// directory. See ProfileSources.
+	Sources []source.Source
 }
 
-// Unattended runs the restore for an unattended boot (strata.server=...).
+// Unattended runs the restore for an unattended boot (strata.server= or
+// strata.profile=).
 // It is nil until the restore is wired in; Run then only prints the plan.
 // It must not write anything unless s.Params.Yes.
 var Unattended func(ctx context.Context, s *Session) error
@@ -54,6 +62,9 @@ type Config struct {
 	Runner run.Runner
 	// SysRoot is sysfs; default /sys.
 	SysRoot string
+	// MediumDir stands for the live medium's strata/ directory. Without it,
+	// System finds the medium by its label and mounts it (MediumMount).
+	MediumDir string
 }
 
 // LogPath is the live environment's log: every command strata ran.
@@ -125,6 +136,15 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 
+	var medium *Medium
+	var mediumErr error
+	switch {
+	case cfg.MediumDir != "":
+		medium = &Medium{Device: "(given)", FSType: "dir", Label: MediumLabel, Mount: cfg.MediumDir, Dir: cfg.MediumDir}
+	case cfg.System:
+		medium, mediumErr = mountMedium(cfg.SysRoot, mediumWait(params), logf)
+	}
+
 	var inv Inventory
 	var invErrs []string
 	var err error
@@ -142,6 +162,9 @@ func Run(ctx context.Context, cfg Config) error {
 	// The report: one marker line, then facts, one per line.
 	fmt.Fprintln(out, ReadyMarker)
 	WriteInventory(out, inv)
+	if cfg.System || cfg.MediumDir != "" {
+		WriteMedium(out, medium, mediumErr)
+	}
 	if modRep != nil {
 		fmt.Fprintf(out, "modules %d loaded, %d already present, %d not for this machine, %d failed\n", modRep.Loaded, modRep.Already, len(modRep.NoDev), len(modRep.Failed))
 		if len(modRep.NoDev) > 0 {
@@ -155,7 +178,7 @@ func Run(ctx context.Context, cfg Config) error {
 		fmt.Fprintf(out, "modules not in this kernel: %s\n", strings.Join(man.MissingModules, " "))
 	}
 	failed := WriteToolResults(out, tools)
-	for _, e := range append(append(setupErrs, invErrs...), errString(netErr)...) {
+	for _, e := range append(append(append(setupErrs, invErrs...), errString(netErr)...), errString(mediumErr)...) {
 		fmt.Fprintf(out, "warning: %s\n", e)
 	}
 	nmods := 0
@@ -165,7 +188,11 @@ func Run(ctx context.Context, cfg Config) error {
 	fmt.Fprintf(out, "summary: %d disks, %d nics, %d/%d tools ok, %d modules, ready after %s\n",
 		len(inv.Disks), len(inv.NICs), len(tools)-failed, len(tools), nmods, time.Since(start).Round(10*time.Millisecond))
 
-	sess := &Session{Params: params, Inventory: inv, Runner: cfg.Runner, Out: out, Log: logf}
+	if medium != nil && medium.Mount == "" {
+		medium = nil // found but not mounted: of no use
+	}
+	sess := &Session{Params: params, Inventory: inv, Runner: cfg.Runner, Out: out, Log: logf,
+		Medium: medium, Sources: ProfileSources(params, medium)}
 	done := "shell"
 	switch {
 	case perr != nil:
@@ -174,7 +201,7 @@ func Run(ctx context.Context, cfg Config) error {
 			fmt.Fprintf(out, "  %s\n", l)
 		}
 	case params.Unattended():
-		WritePlan(out, params)
+		WritePlan(out, params, sess.Sources)
 		switch {
 		case Unattended == nil:
 			fmt.Fprintln(out, "restore: not available in this build yet; nothing was written")
@@ -189,7 +216,7 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}
 	default:
-		fmt.Fprintln(out, "strata: no strata.server on the kernel command line: nothing to do unattended.")
+		fmt.Fprintln(out, "strata: no strata.profile or strata.server on the kernel command line: nothing to do unattended.")
 		fmt.Fprintln(out, "strata: the restore wizard is not available yet; here is a shell.")
 	}
 	if !cfg.System {
@@ -209,10 +236,52 @@ func errString(err error) []string {
 	return []string{err.Error()}
 }
 
-// WritePlan prints what an unattended run is going to do.
-func WritePlan(w io.Writer, p Params) {
+// mediumWait is how long the live system waits for the medium to show up:
+// long when the profile must come from it, not at all when a server is
+// given, a little otherwise (the wizard lists the medium's profiles).
+func mediumWait(p Params) time.Duration {
+	switch {
+	case p.Profile != "" && p.Server == "":
+		return 20 * time.Second
+	case p.Server != "":
+		return 0
+	}
+	return 3 * time.Second
+}
+
+// ProfileSources are the places profiles are looked up, in order: the file
+// server (strata.server=), then the live medium's strata/ directory. The
+// server comes first because it was asked for explicitly and is where
+// profiles are kept up to date; the medium holds a copy made when it was
+// built, and profiles only it has. See package source for the rules.
+func ProfileSources(p Params, m *Medium) []source.Source {
+	var out []source.Source
+	if p.Server != "" {
+		out = append(out, source.FromServer(p.Server))
+	}
+	if m != nil && m.Dir != "" {
+		out = append(out, source.FromDir("stick", m.Dir))
+	}
+	return out
+}
+
+// WritePlan prints what an unattended run is going to do, with the
+// profile sources in the order they are searched.
+func WritePlan(w io.Writer, p Params, sources []source.Source) {
 	fmt.Fprintln(w, "plan: unattended restore")
-	fmt.Fprintf(w, "  server:  %s\n", p.Server)
+	if len(sources) == 0 {
+		fmt.Fprintln(w, "  sources: none: no strata.server and no medium labelled "+MediumLabel+" with a "+MediumDataDir+"/ directory")
+	}
+	for _, s := range sources {
+		if s.Kind == source.Server {
+			fmt.Fprintf(w, "  server:  %s\n", s.Base)
+		} else {
+			fmt.Fprintf(w, "  %-8s %s\n", s.Name+":", s.Path)
+		}
+	}
+	if len(sources) > 1 {
+		fmt.Fprintln(w, "  lookup:  the profile from the first of these that has it")
+	}
 	if p.Profile == "auto" {
 		fmt.Fprintln(w, "  profile: auto (match this machine's MAC addresses and DMI data)")
 	} else {

@@ -240,9 +240,11 @@ func TestWritePlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	var b bytes.Buffer
-	WritePlan(&b, p)
+	WritePlan(&b, p, ProfileSources(p, &Medium{Dir: "/run/strata/stick/strata"}))
 	want := `plan: unattended restore
   server:  http://10.0.2.2:8080
+  stick:   /run/strata/stick/strata
+  lookup:  the profile from the first of these that has it
   profile: auto (match this machine's MAC addresses and DMI data)
   disk:    data = /dev/vdb
   disk:    main = /dev/vda

@@ -23,6 +23,7 @@ type Params struct {
 	Server string
 	// Profile names the host profile, or "auto" to match by MAC address and
 	// DMI data (strata.profile=NAME|auto). Default "auto" when Server is set.
+	// Without Server the profile comes from the live medium (the stick).
 	Profile string
 	// DiskAuto: match target disks to the profile automatically
 	// (strata.disk=auto, the default).
@@ -68,13 +69,14 @@ type IfaceConf struct {
 	DNS     netip.Addr   // optional
 }
 
-// Unattended reports whether the parameters ask for an unattended run.
-func (p Params) Unattended() bool { return p.Server != "" }
+// Unattended reports whether the parameters ask for an unattended run: a
+// file server, or a profile (then found on the live medium).
+func (p Params) Unattended() bool { return p.Server != "" || p.Profile != "" }
 
 // Known parameters and their one-line help, printed with errors.
 var paramHelp = map[string]string{
 	"strata.server":      "URL of the file server (http, https, git, svn, rsync)",
-	"strata.profile":     "NAME of the host profile, or auto (match by MAC/DMI)",
+	"strata.profile":     "NAME of the host profile, or auto (match by MAC/DMI), on the server or the stick",
 	"strata.disk":        "auto, or NAME=DEV[,NAME=DEV] (profile disk name = device)",
 	"strata.yes":         "confirm an unattended restore (it erases the target disks)",
 	"strata.done":        "reboot | poweroff | shell, after an unattended run",
@@ -253,10 +255,10 @@ func ParseCmdline(cmdline string) (Params, error) {
 	if p.Server != "" && p.Profile == "" {
 		p.Profile = "auto"
 	}
-	if p.Server == "" {
-		for _, n := range []string{"strata.profile", "strata.disk", "strata.yes", "strata.done"} {
+	if p.Server == "" && p.Profile == "" {
+		for _, n := range []string{"strata.disk", "strata.yes", "strata.done"} {
 			if p.Present[n] {
-				errs = append(errs, fmt.Errorf("%s needs strata.server (where the profiles are)", n))
+				errs = append(errs, fmt.Errorf("%s needs strata.profile (a profile on the stick) or strata.server (a file server)", n))
 			}
 		}
 	}

@@ -62,6 +62,15 @@ func TestParseCmdline(t *testing.T) {
 				return reflect.DeepEqual(p.ModuleParams["dm_mod"], []string{"use_blk_mq=1"}) && reflect.DeepEqual(p.ModuleParams["usb_storage"], []string{"quirks=abcd:1234:u"})
 			}},
 		{"init arguments after --", "strata.log=debug -- strata.bogus", func(p Params) bool { return p.Debug }},
+		// A profile without a server is looked up on the live medium.
+		{"profile without server", "strata.profile=kiosk strata.disk=main=vda strata.yes strata.done=poweroff strata.net=none",
+			func(p Params) bool {
+				return p.Unattended() && p.Server == "" && p.Profile == "kiosk" && p.Yes && p.Done == "poweroff" && p.Disks["main"] == "/dev/vda"
+			}},
+		{"auto without server", "strata.profile=auto strata.yes",
+			func(p Params) bool { return p.Unattended() && p.Server == "" && p.Profile == "auto" }},
+		{"no profile, no server: not unattended", "strata.net=none strata.log=debug",
+			func(p Params) bool { return !p.Unattended() && p.Profile == "" }},
 	} {
 		p, err := ParseCmdline(c.cmdline)
 		if err != nil {
@@ -93,8 +102,10 @@ func TestParseCmdlineErrors(t *testing.T) {
 		{"strata.net=eth0:10.0.0.1", "not an IPv4 ADDR/PREFIX"},
 		{"strata.net=eth0:10.0.0.1/24,192.168.0.1", "outside 10.0.0.0/24"},
 		{"strata.net=eth0:dhcp;eth0:dhcp", "configured twice"},
-		{"strata.yes", "strata.yes needs strata.server"},
-		{"strata.profile=laptop strata.disk=auto", "strata.profile needs strata.server"},
+		{"strata.yes", "strata.yes needs strata.profile (a profile on the stick) or strata.server (a file server)"},
+		{"strata.disk=main=vda strata.done=reboot", "strata.disk needs strata.profile"},
+		{"strata.profile=../etc/x strata.yes", "strata.yes needs strata.profile"}, // an invalid name is no profile
+		{"strata.profile=bad/name", "not a profile name"},
 	} {
 		_, err := ParseCmdline(c.cmdline)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

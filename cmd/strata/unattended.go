@@ -2,11 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -14,9 +13,10 @@ import (
 	"github.com/stratahq/strata/live"
 	"github.com/stratahq/strata/profile"
 	"github.com/stratahq/strata/restore"
-	"github.com/stratahq/strata/restore/fetch"
 	"github.com/stratahq/strata/restore/flow"
-	"github.com/stratahq/strata/serve"
+	"github.com/stratahq/strata/restore/plan"
+	"github.com/stratahq/strata/restore/probe"
+	"github.com/stratahq/strata/source"
 )
 
 // Console markers of an unattended restore, for people and for the drill.
@@ -28,8 +28,9 @@ const (
 func init() { live.Unattended = unattendedRestore }
 
 // unattendedRestore is the live image's restore from kernel parameters:
-// fetch the profile (by name, or matched to this machine), restore it onto
-// the mapped disks, and print a marker line with the outcome.
+// fetch the profile (by name, or matched to this machine) from the server
+// or the stick (s.Sources, in that order), restore it onto the mapped
+// disks, and print a marker line with the outcome.
 func unattendedRestore(ctx context.Context, s *live.Session) error {
 	err := unattended(ctx, s)
 	if err != nil {
@@ -41,33 +42,31 @@ func unattendedRestore(ctx context.Context, s *live.Session) error {
 }
 
 func unattended(ctx context.Context, s *live.Session) error {
-	server := s.Params.Server
-	idx, err := fetchIndex(ctx, server)
-	if err != nil {
-		return err
-	}
-	var entry serve.Entry
+	cat := source.List(ctx, s.Sources...)
+	var entry source.Entry
+	var err error
 	if s.Params.Profile == "" || s.Params.Profile == "auto" {
-		entry, err = idx.Select(machineFacts(s.Inventory))
+		entry, err = cat.Select(machineFacts(s.Inventory))
 	} else {
-		entry, err = idx.Find(s.Params.Profile)
+		entry, err = cat.Find(s.Params.Profile)
 	}
 	if err != nil {
 		return err
 	}
-	data, err := fetchAll(ctx, server, entry.File)
+	p, err := source.Load(ctx, entry)
 	if err != nil {
 		return err
 	}
-	p, err := profile.Parse(entry.File, data)
-	if err != nil {
-		return fmt.Errorf("profile %s:\n%w", entry.File, err)
+	fmt.Fprintf(s.Out, "restore: profile %s (host %s) from %s\n", entry.File, p.Host.Name, entry.Source)
+	for _, h := range entry.Hides {
+		fmt.Fprintf(s.Out, "restore: %s has a profile %s too; the one from %s is used\n", h, path.Base(entry.File), entry.Source)
 	}
-	fmt.Fprintf(s.Out, "restore: profile %s (host %s) from %s\n", entry.File, p.Host.Name, server)
 	if !s.Params.Yes {
 		return errors.New("not confirmed: add strata.yes to the kernel command line to let the restore erase the target disks")
 	}
-	o := flow.Options{Profile: p, Server: server, Runner: s.Runner, Log: s.Log, Events: restore.Plain(s.Out), Keys: restore.NewProfileKeys(p)}
+	// Relative URLs in the profile (base image, datasets) resolve against
+	// the source it came from: the server, or the stick as a file:// URL.
+	o := flow.Options{Profile: p, Server: entry.Source.Base, Runner: s.Runner, Log: s.Log, Events: restore.Plain(s.Out), Keys: restore.NewProfileKeys(p)}
 	if !s.Params.DiskAuto {
 		o.Plan.Disks = s.Params.Disks
 	}
@@ -77,28 +76,22 @@ func unattended(ctx context.Context, s *live.Session) error {
 			return fmt.Errorf("credentials %s: %w", s.Params.Credentials, err)
 		}
 	}
-	return flow.Restore(ctx, o)
-}
-
-func fetchAll(ctx context.Context, server, path string) ([]byte, error) {
-	r, err := fetch.Open(ctx, path, fetch.Options{Base: server})
+	// As flow.Restore, but the probe gets the runner: wipefs then reads the
+	// signatures, which is how the probe recognises the live medium (label
+	// STRATA) and keeps it out of automatic matching. Without them the
+	// mounted stick is one more candidate and auto is ambiguous.
+	disks, err := probe.Disks(ctx, probe.Options{Runner: s.Runner})
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("probe disks: %w", err)
 	}
-	defer r.Close()
-	return io.ReadAll(io.LimitReader(r, 16<<20))
-}
-
-func fetchIndex(ctx context.Context, server string) (serve.Index, error) {
-	b, err := fetchAll(ctx, server, strings.TrimPrefix(serve.IndexPath, "/"))
+	if o.Plan.Disks == nil {
+		o.Plan.Disks = map[string]string{}
+	}
+	pl, err := plan.Build(p, disks, o.Plan)
 	if err != nil {
-		return serve.Index{}, fmt.Errorf("profile index: %w", err)
+		return fmt.Errorf("plan: %w", err)
 	}
-	var idx serve.Index
-	if err := json.Unmarshal(b, &idx); err != nil {
-		return idx, fmt.Errorf("profile index from %s: %w", server, err)
-	}
-	return idx, nil
+	return flow.Run(ctx, pl, o)
 }
 
 // machineFacts is what profile match rules are tested against.
