@@ -53,9 +53,22 @@ type Options struct {
 	// (the longest match wins). A replacement that is not an absolute URL is
 	// a path on the drill's file server, e.g.
 	// "https://files.example.org/" → "/" with Files holding git/ and datasets/.
-	URLMap   map[string]string
+	URLMap map[string]string
+	// Drive, when set, replaces the unattended restore: the live system
+	// boots with neither server nor confirmation on its command line, so
+	// its console wizard starts, and Drive works the console (the wizard's
+	// end-to-end test). LUKS keys the profile leaves to a prompt stay
+	// prompts, for Drive to type Passphrase. The guest must power off.
+	Drive    func(ctx context.Context, v *vm.VM, l Live) error
 	Timeouts Timeouts
 	Log      func(format string, args ...any)
+}
+
+// Live is what Drive needs to know: the file server as the guest sees
+// it, the profile's name there, and the blank disks.
+type Live struct {
+	Server, Profile, Passphrase string
+	Disks                       []Disk
 }
 
 // Timeouts bound each phase (TCG defaults; KVM users can shorten them).
@@ -238,7 +251,9 @@ func (d *drill) prepare() error {
 	d.adaptHandoff(p)
 	// The drill's own passphrase, image and serial console; everything else as the user wrote it.
 	for i := range p.LUKS {
-		p.LUKS[i].Key = profile.Key{Literal: d.opt.Passphrase}
+		if d.opt.Drive == nil || !p.LUKS[i].Key.Prompt {
+			p.LUKS[i].Key = profile.Key{Literal: d.opt.Passphrase}
+		}
 	}
 	if p.System != nil {
 		if d.opt.SystemImage == "" {
@@ -340,7 +355,8 @@ var (
 	readyRE   = `STRATA READY`
 	restoreRE = `STRATA RESTORE (OK|FAILED)[^\r\n]*`
 	// stepRE is a step line of the plain restore log: "[3/12] mkfs:main/root: done".
-	stepRE = `(?m)^\[\d+/\d+\] (\S+): ([^\r\n]*)`
+	// Whole lines only: a line still arriving would be read as a new state.
+	stepRE = `(?m)^\[\d+/\d+\] (\S+): ([^\r\n]*)\r?\n`
 )
 
 func (d *drill) restore(ctx context.Context, ph *Phase) error {
@@ -352,6 +368,9 @@ func (d *drill) restore(ctx context.Context, ph *Phase) error {
 		"console=ttyS0,115200", "strata.server=" + d.url, "strata.profile=" + d.name,
 		"strata.disk=" + strings.Join(mapping, ","), "strata.yes", "strata.done=poweroff", d.opt.LiveAppend,
 	}, " ")
+	if d.opt.Drive != nil {
+		appendLine = "console=ttyS0,115200 " + d.opt.LiveAppend
+	}
 	v, err := vm.Start(ctx, vm.Config{
 		Name: "drill-" + d.name + "-live", Firmware: d.fw(), Kernel: d.opt.Kernel, Initrd: d.opt.Initrd,
 		Append: appendLine, Disks: d.vmDisks(false), Net: &vm.Net{}, MemoryMB: 2048, CPUs: 2, LogDir: d.logDir,
@@ -368,6 +387,15 @@ func (d *drill) restore(ctx context.Context, ph *Phase) error {
 		return fail(fmt.Errorf("the live system did not come up: %w", err))
 	}
 	d.rep.Steps = append(d.rep.Steps, Step{Name: liveBootStep, Seconds: time.Since(t0).Seconds()})
+	if d.opt.Drive != nil {
+		if err := d.opt.Drive(ctx, v, Live{Server: d.url, Profile: d.name, Passphrase: d.opt.Passphrase, Disks: d.rep.Disks}); err != nil {
+			return fail(err)
+		}
+		if err := v.Wait(2 * time.Minute); err != nil {
+			return fail(fmt.Errorf("the live system did not power off after the restore: %w", err))
+		}
+		return nil
+	}
 	// Follow the restore's step lines to time each step (for the report and
 	// bench/drill.sh) until the outcome marker.
 	deadline := time.Now().Add(d.opt.Timeouts.Restore)

@@ -43,6 +43,10 @@ type Options struct {
 	Log         run.Logger
 	// KeepOpen leaves the target mounted and open (to look around after).
 	KeepOpen bool
+	// Skip names stages (handoff, system:packages, ...) not to run, each
+	// with the reason reported: the wizard's "skip" after a failure, and
+	// stages done by an earlier attempt.
+	Skip map[string]string
 }
 
 // Restore plans for this machine's disks and runs the whole restore. It
@@ -116,6 +120,10 @@ func (f *flow) stage(id, summary string, fn func() error) error {
 	f.index++
 	ev := func(k restore.EventKind, msg string) restore.Event {
 		return restore.Event{Kind: k, Time: time.Now(), Step: id, Summary: summary, Message: msg, Index: f.index, Total: f.total}
+	}
+	if why, ok := f.o.Skip[id]; ok {
+		f.o.Events(ev(restore.StepSkipped, why))
+		return nil
 	}
 	f.o.Events(ev(restore.StepStarted, ""))
 	if err := fn(); err != nil {
@@ -242,7 +250,7 @@ func (f *flow) inChroot(ctx context.Context, ch *system.Chroot, uuid func(string
 		return nil
 	}
 	return f.stage("system:bootloader", "install "+f.p.Bootloader.Type, func() error {
-		b, err := f.bootTarget(uuid)
+		b, err := f.bootTarget(ctx, uuid)
 		if err != nil {
 			return err
 		}
@@ -251,14 +259,12 @@ func (f *flow) inChroot(ctx context.Context, ch *system.Chroot, uuid func(string
 }
 
 // bootTarget locates the disks and the ESP on the real devices.
-func (f *flow) bootTarget(uuid func(string) string) (system.Boot, error) {
+func (f *flow) bootTarget(ctx context.Context, uuid func(string) string) (system.Boot, error) {
 	b := system.Boot{Loader: f.p.Bootloader, Disks: map[string]string{}, KernelArgs: system.KernelArgs(f.p, uuid)}
 	for _, d := range f.plan.Disks {
 		b.Disks[d.Name] = d.Device
 	}
-	if _, err := os.Stat("/sys/firmware/efi/efivars"); err == nil {
-		b.EFIVars = true
-	}
+	b.EFIVars = system.EFIVars(ctx, f.o.Runner)
 	if esp := f.p.ESP(); esp != nil {
 		b.ESP = esp.Mount.Path
 		disk, _, _ := strings.Cut(esp.Device, "/")

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/stratahq/strata/internal/run"
+	"golang.org/x/sys/unix"
 )
 
 // Chroot is an entered target root.
@@ -38,8 +39,33 @@ var binds = []struct {
 	{"/dev/pts", "dev/pts", true},
 	{"/proc", "proc", false},
 	{"/sys", "sys", false},
-	{"/sys/firmware/efi/efivars", "sys/firmware/efi/efivars", true},
+	{efivarsDir, "sys/firmware/efi/efivars", true},
 	{"/run", "run", false},
+}
+
+// efivarsDir is where the firmware's variables are mounted.
+const efivarsDir = "/sys/firmware/efi/efivars"
+
+// EFIVars reports whether the firmware's variables can be read and written
+// here, mounting efivarfs first when the system booted through UEFI but has
+// not mounted it (a minimal live system, a rescue shell). Without it
+// efibootmgr fails with "EFI variables are not supported".
+func EFIVars(ctx context.Context, r run.Runner) bool {
+	if _, err := os.Stat("/sys/firmware/efi"); err != nil {
+		return false // booted through BIOS
+	}
+	if isEFIVarFS(efivarsDir) {
+		return true
+	}
+	if _, err := r.Run(ctx, run.Cmd{Name: "mount", Args: []string{"-t", "efivarfs", "efivarfs", efivarsDir}}); err != nil {
+		return false // reported by the runner's log; the removable path still boots
+	}
+	return isEFIVarFS(efivarsDir)
+}
+
+func isEFIVarFS(dir string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(dir, &st) == nil && st.Type == unix.EFIVARFS_MAGIC
 }
 
 // Enter binds the API filesystems into root and makes DNS work there. Close
@@ -53,6 +79,9 @@ func Enter(ctx context.Context, root string, r run.Runner) (c *Chroot, err error
 		}
 	}()
 	for _, b := range binds {
+		if b.src == efivarsDir && !EFIVars(ctx, r) {
+			continue
+		}
 		if b.optional {
 			if _, serr := os.Stat(b.src); serr != nil {
 				continue
