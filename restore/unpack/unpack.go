@@ -6,7 +6,17 @@
 // Containment is enforced by the kernel: every parent directory is opened with
 // openat2(RESOLVE_BENEATH), so neither "..", an absolute name, nor a symlink
 // (planted earlier in the same archive or already on disk) can lead out of the
-// root, and there is no window between a check and its use.
+// root, and there is no window between a check and its use. Entries are then
+// created relative to that directory's descriptor, never through a path.
+//
+// Per-file cost is what limits an archive of many small files, so the
+// descriptor of the last parent directory is kept for the entries after it
+// (a tar archive lists a directory's entries together), the copy buffer is
+// reused, and a file costs five system calls (create, write, chmod, times,
+// close; chown too when owners are kept). A kept descriptor stays valid: it
+// names a directory inode that was beneath the root when it was opened, and
+// the extractor never removes or renames directories; when an entry replaces
+// the path it was opened by (or a path above it), it is dropped.
 package unpack
 
 import (
@@ -21,6 +31,7 @@ import (
 	"os"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
@@ -92,7 +103,8 @@ func Archive(ctx context.Context, r io.Reader, root string, opt Options) (Stats,
 		return Stats{}, fmt.Errorf("open target root %s: %w", root, err)
 	}
 	defer unix.Close(rootFD)
-	x := &extractor{root: root, rootFD: rootFD, opt: opt}
+	x := &extractor{root: root, rootFD: rootFD, opt: opt, dirFD: -1, buf: make([]byte, copyBlock), umask: processUmask()}
+	defer x.dropDir()
 	tr := tar.NewReader(plain)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -131,6 +143,37 @@ type extractor struct {
 	stats  Stats
 	dirs   []*tar.Header
 	ids    *idMap
+	// dirRel and dirFD are the last parent directory opened beneath the
+	// root (dirFD -1: none), kept for the entries that follow in it.
+	dirRel string
+	dirFD  int
+	buf    []byte // the copy buffer, reused for every file
+	umask  int    // the process's umask, -1 when unknown
+}
+
+// copyBlock is the unit of copying and of hole detection.
+const copyBlock = 64 << 10
+
+// zeroBlock is compared against to find holes.
+var zeroBlock = make([]byte, copyBlock)
+
+// processUmask reads the umask from /proc/self/status (setting and resetting
+// it would race with other goroutines creating files); -1 when unknown.
+func processUmask() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Umask:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 8, 32)
+			if err != nil {
+				return -1
+			}
+			return int(n)
+		}
+	}
+	return -1
 }
 
 // clean turns an entry name into a path relative to the root, refusing
@@ -151,26 +194,79 @@ func clean(name string) (string, error) {
 	return p, nil
 }
 
-// parent opens the directory that will hold rel, creating missing directories,
-// never leaving the root.
+// parent returns a descriptor of the directory that will hold rel, creating
+// missing directories, never leaving the root. The descriptor belongs to the
+// extractor (the root's, or the kept one): callers do not close it.
 func (x *extractor) parent(rel string) (int, string, error) {
 	dir, base := path.Split(rel)
 	dir = strings.TrimSuffix(dir, "/")
 	if dir == "" {
-		fd, err := unix.Dup(x.rootFD)
-		return fd, base, err
+		return x.rootFD, base, nil
 	}
-	fd, err := x.openBeneath(dir)
-	if errors.Is(err, unix.ENOENT) {
-		if err := x.mkdirAll(dir); err != nil {
-			return -1, "", err
-		}
-		fd, err = x.openBeneath(dir)
+	if x.dirFD >= 0 && x.dirRel == dir {
+		return x.dirFD, base, nil
 	}
+	fd, err := x.openParent(dir)
 	if err != nil {
 		return -1, "", err
 	}
+	x.dropDir()
+	x.dirRel, x.dirFD = dir, fd
 	return fd, base, nil
+}
+
+// openParent opens dir beneath the root, creating it when missing; the
+// caller closes the descriptor.
+func (x *extractor) openParent(dir string) (int, error) {
+	fd, err := x.openBeneath(dir)
+	if errors.Is(err, unix.ENOENT) {
+		if err := x.mkdirAll(dir); err != nil {
+			return -1, err
+		}
+		fd, err = x.openBeneath(dir)
+	}
+	return fd, err
+}
+
+// dropDir closes the kept parent directory.
+func (x *extractor) dropDir() {
+	if x.dirFD >= 0 {
+		unix.Close(x.dirFD)
+	}
+	x.dirRel, x.dirFD = "", -1
+}
+
+// replaced is called when the entry at rel was removed to make way for a new
+// one: a kept directory opened by that path, or by a path below it, no
+// longer is what the path names.
+func (x *extractor) replaced(rel string) {
+	if x.dirFD >= 0 && (x.dirRel == rel || strings.HasPrefix(x.dirRel, rel+"/")) {
+		x.dropDir()
+	}
+}
+
+// unlink removes what is at base in pfd to make way for rel's entry (never a
+// directory: the extractor does not remove directories).
+func (x *extractor) unlink(pfd int, base, rel string) error {
+	if err := unix.Unlinkat(pfd, base, 0); err != nil {
+		return fmt.Errorf("replace existing: %w", err)
+	}
+	x.replaced(rel)
+	return nil
+}
+
+// retry runs create; if something is in the way (EEXIST), it removes that
+// and runs create once more. Creating first saves an unlink per entry in
+// the common case, an empty target.
+func (x *extractor) retry(pfd int, base, rel string, create func() error) error {
+	err := create()
+	if !errors.Is(err, unix.EEXIST) {
+		return err
+	}
+	if uerr := x.unlink(pfd, base, rel); uerr != nil {
+		return uerr
+	}
+	return create()
 }
 
 func (x *extractor) openBeneath(rel string) (int, error) {
@@ -231,50 +327,54 @@ func (x *extractor) entry(h *tar.Header, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	defer unix.Close(pfd)
 	mode := uint32(h.Mode & 0o7777)
 	switch h.Typeflag {
 	case tar.TypeDir:
-		var st unix.Stat_t
-		if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			if err := unix.Unlinkat(pfd, base, 0); err != nil {
-				return fmt.Errorf("replace %s with a directory: %w", rel, err)
+		err := unix.Mkdirat(pfd, base, 0o700)
+		if errors.Is(err, unix.EEXIST) {
+			var st unix.Stat_t
+			if err = unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+				if err := x.unlink(pfd, base, rel); err != nil {
+					return fmt.Errorf("replace %s with a directory: %w", rel, err)
+				}
+				err = unix.Mkdirat(pfd, base, 0o700)
 			}
 		}
-		if err := unix.Mkdirat(pfd, base, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
+		if err != nil {
 			return fmt.Errorf("mkdir: %w", err)
 		}
 		x.dirs = append(x.dirs, h)
 		return nil
-	case tar.TypeReg, tar.TypeChar, tar.TypeBlock, tar.TypeFifo, tar.TypeSymlink, tar.TypeLink:
-		// Replace whatever is there; never write through an existing symlink.
-		if err := unix.Unlinkat(pfd, base, 0); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EISDIR) {
-			return fmt.Errorf("replace existing: %w", err)
-		}
-	default:
-		return fmt.Errorf("unsupported entry type %q", string(h.Typeflag))
-	}
-	switch h.Typeflag {
 	case tar.TypeReg:
-		fd, err := unix.Openat(pfd, base, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-		if err != nil {
+		// Created with its final permissions when that is exact (no set-id
+		// or sticky bits, nothing the umask takes away), saving a chmod;
+		// else private until chmod. Never through an existing symlink:
+		// O_EXCL refuses one, and it is replaced like any other entry.
+		perm, chmod := uint32(0o600), true
+		if mode&^0o777 == 0 && x.umask >= 0 && int(mode)&x.umask == 0 {
+			perm, chmod = mode, false
+		}
+		var fd int
+		if err := x.retry(pfd, base, rel, func() (err error) {
+			fd, err = unix.Openat(pfd, base, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, perm)
+			return err
+		}); err != nil {
 			return fmt.Errorf("create: %w", err)
 		}
-		f := os.NewFile(uintptr(fd), rel)
-		n, werr := writeSparse(f, r, h.Size)
+		n, werr := writeSparse(fd, r, h.Size, x.buf)
 		x.stats.Bytes += n
+		if werr == nil && (chmod || !x.opt.NoOwners || len(h.PAXRecords) > 0) {
+			werr = x.meta(fd, h, mode, chmod)
+		}
 		if werr == nil {
-			werr = x.meta(fd, h, mode)
+			werr = fdTimes(fd, h)
 		}
-		if cerr := f.Close(); werr == nil && cerr != nil {
-			werr = cerr
+		if cerr := unix.Close(fd); werr == nil && cerr != nil {
+			werr = fmt.Errorf("close: %w", cerr)
 		}
-		if werr != nil {
-			return werr
-		}
-		return x.times(pfd, base, h, 0)
+		return werr
 	case tar.TypeSymlink:
-		if err := unix.Symlinkat(h.Linkname, pfd, base); err != nil {
+		if err := x.retry(pfd, base, rel, func() error { return unix.Symlinkat(h.Linkname, pfd, base) }); err != nil {
 			return fmt.Errorf("symlink: %w", err)
 		}
 		if !x.opt.NoOwners {
@@ -288,28 +388,26 @@ func (x *extractor) entry(h *tar.Header, r io.Reader) error {
 		if err != nil || target == "" {
 			return fmt.Errorf("hard link to %q: %w", h.Linkname, ErrEscape)
 		}
-		tfd, tbase, err := x.parent(target)
-		if err != nil {
-			return fmt.Errorf("hard link target %s: %w", target, err)
+		tdir, tbase := path.Split(target)
+		tfd := x.rootFD
+		if tdir = strings.TrimSuffix(tdir, "/"); tdir != "" {
+			if tfd, err = x.openParent(tdir); err != nil {
+				return fmt.Errorf("hard link target %s: %w", target, err)
+			}
+			defer unix.Close(tfd)
 		}
-		defer unix.Close(tfd)
-		if err := unix.Linkat(tfd, tbase, pfd, base, 0); err != nil {
+		if err := x.retry(pfd, base, rel, func() error { return unix.Linkat(tfd, tbase, pfd, base, 0) }); err != nil {
 			return fmt.Errorf("hard link to %s: %w", target, err)
 		}
 		x.stats.HardLinks++
 		return nil
-	default: // device nodes and fifos
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		kind := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[h.Typeflag]
 		dev := unix.Mkdev(uint32(h.Devmajor), uint32(h.Devminor))
-		if err := unix.Mknodat(pfd, base, kind|mode, int(dev)); err != nil {
+		if err := x.retry(pfd, base, rel, func() error { return unix.Mknodat(pfd, base, kind|mode, int(dev)) }); err != nil {
 			return fmt.Errorf("mknod: %w", err)
 		}
 		x.stats.Devices++
-		fd, err := unix.Openat(pfd, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("open node: %w", err)
-		}
-		defer unix.Close(fd)
 		if !x.opt.NoOwners {
 			if err := unix.Fchownat(pfd, base, h.Uid, h.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 				return fmt.Errorf("chown: %w", err)
@@ -320,17 +418,24 @@ func (x *extractor) entry(h *tar.Header, r io.Reader) error {
 		}
 		return x.times(pfd, base, h, 0)
 	}
+	return fmt.Errorf("unsupported entry type %q", string(h.Typeflag))
 }
 
 // meta applies owner, mode (after chown, which clears set-id bits) and xattrs.
-func (x *extractor) meta(fd int, h *tar.Header, mode uint32) error {
+func (x *extractor) meta(fd int, h *tar.Header, mode uint32, chmod bool) error {
 	if !x.opt.NoOwners {
 		if err := unix.Fchown(fd, h.Uid, h.Gid); err != nil {
 			return fmt.Errorf("chown: %w", err)
 		}
+		chmod = true // chown cleared any set-id bits
 	}
-	if err := unix.Fchmod(fd, mode); err != nil {
-		return fmt.Errorf("chmod: %w", err)
+	if chmod {
+		if err := unix.Fchmod(fd, mode); err != nil {
+			return fmt.Errorf("chmod: %w", err)
+		}
+	}
+	if len(h.PAXRecords) == 0 {
+		return nil
 	}
 	xattrs, err := x.xattrs(h)
 	if err != nil {
@@ -340,6 +445,19 @@ func (x *extractor) meta(fd int, h *tar.Header, mode uint32) error {
 		if err := unix.Fsetxattr(fd, k, []byte(xattrs[k]), 0); err != nil {
 			return fmt.Errorf("set xattr %s: %w", k, err)
 		}
+	}
+	return nil
+}
+
+// fdTimes sets an open file's access and modification times.
+func fdTimes(fd int, h *tar.Header) error {
+	at := h.AccessTime
+	if at.IsZero() {
+		at = h.ModTime
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(at.UnixNano()), unix.NsecToTimespec(h.ModTime.UnixNano())}
+	if err := unix.UtimesNanoAt(fd, "", ts, unix.AT_EMPTY_PATH); err != nil {
+		return fmt.Errorf("set times: %w", err)
 	}
 	return nil
 }
@@ -369,7 +487,7 @@ func (x *extractor) finishDir(h *tar.Header) error {
 		return err
 	}
 	defer unix.Close(fd)
-	if err := x.meta(fd, h, uint32(h.Mode&0o7777)); err != nil {
+	if err := x.meta(fd, h, uint32(h.Mode&0o7777), true); err != nil {
 		return err
 	}
 	at := h.AccessTime
@@ -379,25 +497,25 @@ func (x *extractor) finishDir(h *tar.Header) error {
 	return unix.UtimesNanoAt(fd, "", []unix.Timespec{unix.NsecToTimespec(at.UnixNano()), unix.NsecToTimespec(h.ModTime.UnixNano())}, unix.AT_EMPTY_PATH)
 }
 
-// writeSparse copies size bytes, seeking over all-zero blocks so sparse files
-// stay sparse (and an image of zeros costs no disk).
-func writeSparse(f *os.File, r io.Reader, size int64) (int64, error) {
-	const block = 64 << 10
-	buf := make([]byte, block)
+// writeSparse copies size bytes into fd with buf, seeking over all-zero
+// blocks so sparse files stay sparse (and an image of zeros costs no disk).
+func writeSparse(fd int, r io.Reader, size int64, buf []byte) (int64, error) {
 	var off, written int64
-	zero := make([]byte, block)
+	hole := false // the file ends in a hole: set its size
 	for off < size {
-		n, err := io.ReadFull(r, buf[:min(block, size-off)])
+		n, err := io.ReadFull(r, buf[:min(int64(len(buf)), size-off)])
 		if n > 0 {
-			if bytes.Equal(buf[:n], zero[:n]) {
-				if _, err := f.Seek(int64(n), io.SeekCurrent); err != nil {
+			if n == len(buf) && bytes.Equal(buf[:n], zeroBlock[:n]) {
+				if _, err := unix.Seek(fd, int64(n), io.SeekCurrent); err != nil {
+					return written, fmt.Errorf("seek: %w", err)
+				}
+				hole = true
+			} else {
+				if err := writeAll(fd, buf[:n]); err != nil {
 					return written, err
 				}
-			} else {
-				if _, err := f.Write(buf[:n]); err != nil {
-					return written, fmt.Errorf("write: %w", err)
-				}
 				written += int64(n)
+				hole = false
 			}
 			off += int64(n)
 		}
@@ -405,18 +523,37 @@ func writeSparse(f *os.File, r io.Reader, size int64) (int64, error) {
 			return written, fmt.Errorf("archive truncated at %d of %d bytes: %w", off, size, err)
 		}
 	}
-	if err := f.Truncate(size); err != nil { // a trailing hole
-		return written, fmt.Errorf("truncate: %w", err)
+	if hole {
+		if err := unix.Ftruncate(fd, size); err != nil {
+			return written, fmt.Errorf("truncate: %w", err)
+		}
 	}
 	return written, nil
+}
+
+func writeAll(fd int, b []byte) error {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		b = b[n:]
+	}
+	return nil
 }
 
 // xattrs collects the entry's extended attributes: PAX SCHILY.xattr.* (GNU tar
 // --xattrs, also carrying security.selinux), RHT.security.selinux (GNU tar
 // --selinux), and GNU tar --acls text ACLs converted to the kernel's format.
 func (x *extractor) xattrs(h *tar.Header) (map[string]string, error) {
-	out := map[string]string{}
+	var out map[string]string
 	for k, v := range h.PAXRecords {
+		if out == nil {
+			out = map[string]string{}
+		}
 		switch {
 		case strings.HasPrefix(k, "SCHILY.xattr."):
 			out[strings.TrimPrefix(k, "SCHILY.xattr.")] = v
