@@ -2,10 +2,13 @@ package handoff_test
 
 import (
 	"fmt"
+	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stratahq/strata/handoff"
@@ -62,6 +65,65 @@ func TestHTTPResumeAfterCut(t *testing.T) {
 				t.Errorf("done event does not mention the resume: %q", ev.Detail)
 			}
 		})
+	}
+}
+
+// TestHTTPResumeAfterRestart cuts a manifest dataset's large file and keeps
+// the server from continuing it, so the hand-off fails as an interrupted
+// strata would; a second hand-off (nothing shared but the disk) continues
+// from the partial file instead of fetching it again.
+func TestHTTPResumeAfterRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "datasets/video")
+	randomFile(t, filepath.Join(src, "film.mkv"), big, 45)
+	sha256sums(t, src)
+	var down atomic.Bool
+	down.Store(true)
+	files := serve.Handler(dir, nil)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() && r.Header.Get("Range") != "" {
+			http.Error(w, "down for the test", http.StatusServiceUnavailable)
+			return
+		}
+		files.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	root := newRoot(t)
+	p := &profile.Profile{Datasets: []profile.Dataset{{Name: "video", Source: "datasets/video/", Path: "/srv/video"}}}
+
+	const cut = 14 << 20
+	proxy := testserver.NewProxy(t, strings.TrimPrefix(srv.URL, "http://"), cut)
+	r := handOff(t, root, p, handoff.Options{Server: "http://" + proxy.Addr + "/", FileJobs: 1})
+	if it := r.status(t, "video"); it.Status != handoff.Failed || proxy.Cuts() != 1 {
+		t.Fatalf("first run: %s (%v), %d cuts; want failed after one cut", it.Status, it.Err, proxy.Cuts())
+	}
+	if exists(filepath.Join(root, "srv/video/film.mkv")) {
+		t.Fatal("a partial file has its final name")
+	}
+	parts, _ := filepath.Glob(filepath.Join(root, "srv/video/.strata-staging/partial/*.part"))
+	if len(parts) != 1 {
+		t.Fatalf("partial files after the failed run: %v", parts)
+	}
+	st, _ := os.Stat(parts[0])
+	t.Logf("left %d of %d bytes", st.Size(), big)
+
+	down.Store(false)
+	before := proxy.Total() // (the proxy cuts one connection only)
+	r = handOff(t, root, p, handoff.Options{Server: "http://" + proxy.Addr + "/", FileJobs: 1})
+	r.mustDone(t, "video")
+	if got, want := listing(t, filepath.Join(root, "srv/video"), "SHA256SUMS"), listing(t, src, "SHA256SUMS"); got != want {
+		t.Errorf("after the restart:\n%s\nwant\n%s", got, want)
+	}
+	if !strings.Contains(r.log.String(), fmt.Sprintf("continued after the %d bytes", st.Size())) {
+		t.Errorf("no continuation in the log:\n%s", r.log)
+	}
+	// The second run carried the rest and the manifest, not the file again.
+	if total := proxy.Total() - before; total > big-st.Size()+64<<10 {
+		t.Errorf("the second run carried %d bytes; %d were left to fetch (%v)", total, big-st.Size(), proxy.Bytes())
+	}
+	if exists(filepath.Join(root, "srv/video/.strata-staging")) {
+		t.Error("staging left after success")
 	}
 }
 

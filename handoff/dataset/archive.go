@@ -80,7 +80,7 @@ func fetchArchive(ctx context.Context, d profile.Dataset, p Plan, sel pattern.Se
 	total.Store(r.Size())
 	h := sha256.New()
 	// Receiving and hashing run ahead of unpacking, on another core.
-	hashed := newReadAhead(io.TeeReader(r, h), 8, 1<<20)
+	hashed := fetch.NewReadAhead(io.TeeReader(r, h), 8, 1<<20)
 	defer hashed.Close()
 	var in io.Reader = hashed
 	var filterErr chan error

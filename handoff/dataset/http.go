@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -97,13 +96,14 @@ func fetchManifest(ctx context.Context, p Plan, sel pattern.Set, dest string, op
 		return res, err
 	}
 	stage := filepath.Join(dest, place.StagingName)
-	if err := os.RemoveAll(stage); err != nil {
-		return res, fmt.Errorf("clear staging %s: %w", stage, err)
+	if err := clearStage(stage, true); err != nil {
+		return res, err
 	}
-	if err := os.Mkdir(stage, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(stage, PartialHTTP), 0o700); err != nil {
 		return res, fmt.Errorf("staging: %w", err)
 	}
-	defer os.RemoveAll(stage)
+	var err2 error // (named for the deferred cleanup)
+	defer func() { clearStage(stage, err2 != nil) }()
 
 	var (
 		bytesDone, filesDone atomic.Int64
@@ -154,15 +154,16 @@ feed:
 	}
 	close(work)
 	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return res, err
+	if err2 = context.Cause(ctx); err2 != nil {
+		return res, err2
 	}
 	res.Files, res.Bytes, res.Reused, res.Resumes = filesDone.Load(), bytesDone.Load(), reused.Load(), int(resumes.Load())
 	return res, nil
 }
 
 // fetchFile brings one manifest entry into place: kept if the file there
-// already has the right content, else fetched into the staging directory,
+// already has the right content, else downloaded into the staging
+// directory's partial/ (continuing what an interrupted run left there),
 // verified while it streams, and renamed into place.
 func fetchFile(ctx context.Context, dir string, e manifest.Entry, stage, dest string, i int, buf []byte, opt Options, progress func(int64)) (reused bool, resumes int, err error) {
 	final := filepath.Join(dest, filepath.FromSlash(e.Path))
@@ -180,50 +181,70 @@ func fetchFile(ctx context.Context, dir string, e manifest.Entry, stage, dest st
 	if err != nil {
 		return false, 0, err
 	}
+	staged := filepath.Join(stage, PartialHTTP, partialName(e))
 	var last int64
-	r, err := fetch.Open(ctx, src, fetch.Options{Client: opt.Client, Header: opt.Creds.Lookup(src).Header(), Retries: opt.Retries, Log: opt.Log,
+	res, err := fetch.Download(ctx, src, staged, fetch.Options{Client: opt.Client, Header: opt.Creds.Lookup(src).Header(), Retries: opt.Retries, Log: opt.Log,
+		SHA256: e.SHA256, SumFrom: "the manifest",
 		Progress: func(done, _ int64) { progress(done - last); last = done }})
-	if err != nil {
-		return false, 0, explainHTTP(err)
-	}
-	defer r.Close()
-	staged := filepath.Join(stage, strconv.Itoa(i))
-	f, err := os.OpenFile(staged, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-	if err != nil {
-		return false, r.Resumes(), fmt.Errorf("staging: %w", err)
-	}
-	h := sha256.New()
-	if r.Size() > readAheadMin {
-		// A large file: receive and hash on one core, write on the other.
-		ra := newReadAhead(io.TeeReader(r, h), 8, 1<<20)
-		_, err = io.CopyBuffer(writerOnly{f}, ra, buf)
-		ra.Close()
-	} else {
-		_, err = io.CopyBuffer(writerOnly{io.MultiWriter(f, h)}, r, buf)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil { // (after an error the read-ahead may still be hashing)
-		if got := hex.EncodeToString(h.Sum(nil)); got != e.SHA256 {
-			err = fmt.Errorf("%s: %w: its sha256 is %s, the manifest says %s", src, fetch.ErrChecksum, got, e.SHA256)
-		}
+	if res.Reused > 0 {
+		opt.Log("dataset: %s: continued after the %d bytes an earlier run left", src, res.Reused)
 	}
 	if err != nil {
-		os.Remove(staged)
 		progress(-last)
-		return false, r.Resumes(), err
+		return false, res.Resumes, explainHTTP(err)
 	}
 	if err := place.ChownOne(staged, opt.Owner); err != nil {
-		return false, r.Resumes(), err
+		return false, res.Resumes, err
 	}
 	if err := os.Chmod(staged, 0o644); err != nil {
-		return false, r.Resumes(), err
+		return false, res.Resumes, err
 	}
 	if err := place.File(staged, dest, filepath.FromSlash(e.Path), &opt.Owner); err != nil {
-		return false, r.Resumes(), err
+		return false, res.Resumes, err
 	}
-	return false, r.Resumes(), nil
+	return false, res.Resumes, nil
+}
+
+// PartialHTTP is the staging directory's subdirectory of partly downloaded
+// files (with their sidecars), kept when a fetch fails so the next run
+// continues them.
+const PartialHTTP = "partial"
+
+// partialName names an entry's download: by its path and its sum, so a
+// changed manifest line does not continue old bytes.
+func partialName(e manifest.Entry) string {
+	h := sha256.Sum256([]byte(e.Path))
+	return hex.EncodeToString(h[:8]) + "-" + e.SHA256[:16]
+}
+
+// clearStage removes the staging directory, keeping partial downloads
+// (and the directories holding them) when keepPartial and there are any.
+func clearStage(stage string, keepPartial bool) error {
+	ents, err := os.ReadDir(stage)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("clear staging %s: %w", stage, err)
+	}
+	for _, e := range ents {
+		if keepPartial && e.Name() == PartialHTTP && e.IsDir() {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(stage, e.Name())); err != nil {
+			return fmt.Errorf("clear staging %s: %w", stage, err)
+		}
+	}
+	if keepPartial {
+		// Kept only with something in it to continue.
+		if os.Remove(filepath.Join(stage, PartialHTTP)) != nil {
+			return nil
+		}
+	}
+	if err := os.Remove(stage); err != nil {
+		return fmt.Errorf("clear staging %s: %w", stage, err)
+	}
+	return nil
 }
 
 // explainHTTP adds the likely cause to an HTTP refusal.
@@ -233,9 +254,6 @@ func explainHTTP(err error) error {
 	}
 	return err
 }
-
-// writerOnly hides os.File's ReadFrom so io.CopyBuffer uses our buffer.
-type writerOnly struct{ io.Writer }
 
 // sameContent reports whether the regular file at p (not a symlink) has the
 // given SHA-256, and its size.

@@ -30,6 +30,9 @@ type Options struct {
 	// SHA256, when set, is checked as the last byte is read: Read returns
 	// ErrChecksum instead of io.EOF on a mismatch.
 	SHA256 string
+	// SumFrom says where SHA256 comes from, for the mismatch error
+	// (default "the profile").
+	SumFrom string
 	// Header is added to every request (credentials; never logged).
 	Header http.Header
 	Client *http.Client
@@ -39,6 +42,15 @@ type Options struct {
 	Progress func(done, total int64)
 	// Log receives one line per request and resume; nil discards.
 	Log func(format string, args ...any)
+	// From continues an earlier transfer at this byte (Download sets it
+	// from a partial file), if the object's ETag or Last-Modified is still
+	// Validator; otherwise the object is read again from its start and
+	// Restarted says so.
+	From      int64
+	Validator string
+
+	prefix     hash.Hash // SHA-256 of the first From bytes
+	onResponse func(r *Reader, etag, modified string) error
 }
 
 // Reader is an open object.
@@ -53,6 +65,9 @@ type Reader struct {
 	sum     hash.Hash
 	retries int
 	final   error // io.EOF or the checksum error, repeated on every later Read
+	// restarted: a continued transfer (Options.From) started over, because
+	// the object changed or the server cannot continue it.
+	restarted bool
 }
 
 // Resolve turns a possibly relative URL into an absolute one against base.
@@ -100,6 +115,15 @@ func Open(ctx context.Context, raw string, opt Options) (*Reader, error) {
 	if opt.SHA256 != "" {
 		r.sum = sha256.New()
 	}
+	if opt.From > 0 {
+		r.done, r.validat = opt.From, opt.Validator
+		if r.sum != nil {
+			if opt.prefix == nil {
+				return nil, fmt.Errorf("fetch %s: continuing at byte %d needs the SHA-256 of the bytes before", full, opt.From)
+			}
+			r.sum = opt.prefix
+		}
+	}
 	u, _ := url.Parse(full)
 	switch u.Scheme {
 	case "file":
@@ -107,8 +131,27 @@ func Open(ctx context.Context, raw string, opt Options) (*Reader, error) {
 		if err != nil {
 			return nil, fmt.Errorf("fetch %s: %w", full, err)
 		}
-		if st, err := f.Stat(); err == nil {
-			r.total = st.Size()
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("fetch %s: %w", full, err)
+		}
+		r.total = st.Size()
+		v := fmt.Sprintf("file:%d:%d", st.Size(), st.ModTime().UnixNano())
+		if r.done > 0 && (r.validat != v || r.done > r.total) {
+			r.restart()
+		}
+		r.validat = v
+		if r.done > 0 {
+			if _, err := f.Seek(r.done, io.SeekStart); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("fetch %s: %w", full, err)
+			}
+		} else if opt.onResponse != nil {
+			if err := opt.onResponse(r, "", ""); err != nil {
+				f.Close()
+				return nil, err
+			}
 		}
 		r.body = f
 	case "http", "https":
@@ -149,20 +192,43 @@ func (r *Reader) request() error {
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", r.url, err)
 	}
+	// A transfer continued from an earlier one (Options.From) that cannot
+	// continue starts over: with this whole object, or asking again.
+	first := r.opt.From > 0 && !r.restarted && r.retries == 0
+	if first && r.done > 0 && resp.StatusCode == http.StatusOK {
+		r.opt.Log("fetch: %s changed since byte %d was written (or the server does not continue transfers): starting over", r.url, r.done)
+		r.restart()
+	}
+	if first && resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
+		resp.Body.Close()
+		r.opt.Log("fetch: %s is not longer than the %d bytes kept: starting over", r.url, r.done)
+		r.restart()
+		return r.request()
+	}
 	switch {
 	case r.done == 0 && resp.StatusCode == http.StatusOK:
 		r.total = resp.ContentLength
-		if et := resp.Header.Get("ETag"); et != "" && !strings.HasPrefix(et, "W/") {
-			r.validat = et
+		etag, modified := resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
+		if etag != "" && !strings.HasPrefix(etag, "W/") {
+			r.validat = etag
 		} else {
-			r.validat = resp.Header.Get("Last-Modified")
+			r.validat = modified
+		}
+		if r.opt.onResponse != nil {
+			if err := r.opt.onResponse(r, etag, modified); err != nil {
+				resp.Body.Close()
+				return err
+			}
 		}
 	case r.done > 0 && resp.StatusCode == http.StatusPartialContent:
-		var start int64 = -1
-		fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-", &start)
+		var start, end, total int64 = -1, -1, -1
+		fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-%d/%d", &start, &end, &total)
 		if start != r.done {
 			resp.Body.Close()
 			return fmt.Errorf("fetch %s: server resumed at byte %d, asked for %d", r.url, start, r.done)
+		}
+		if r.total < 0 && total > 0 {
+			r.total = total
 		}
 	case r.done > 0 && resp.StatusCode == http.StatusOK:
 		// The object changed (If-Range failed) or the server ignores ranges:
@@ -232,10 +298,27 @@ func (r *Reader) verify() error {
 	}
 	got := hex.EncodeToString(r.sum.Sum(nil))
 	if !strings.EqualFold(got, r.opt.SHA256) {
-		return fmt.Errorf("fetch %s: %w: got sha256 %s, the profile says %s", r.url, ErrChecksum, got, r.opt.SHA256)
+		from := r.opt.SumFrom
+		if from == "" {
+			from = "the profile"
+		}
+		return fmt.Errorf("fetch %s: %w: got sha256 %s, %s says %s", r.url, ErrChecksum, got, from, r.opt.SHA256)
 	}
 	return nil
 }
+
+// restart drops what an earlier transfer left (Options.From): reading
+// starts again at byte 0.
+func (r *Reader) restart() {
+	r.done, r.restarted, r.validat = 0, true, ""
+	if r.sum != nil {
+		r.sum = sha256.New()
+	}
+}
+
+// Restarted says a transfer continued from Options.From started over
+// instead; Open reports it before the first Read.
+func (r *Reader) Restarted() bool { return r.restarted }
 
 // Close releases the connection.
 func (r *Reader) Close() error {

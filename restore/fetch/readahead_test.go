@@ -1,4 +1,4 @@
-package dataset
+package fetch
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 func TestReadAhead(t *testing.T) {
 	data := make([]byte, 5<<20+123)
 	rand.New(rand.NewSource(1)).Read(data)
-	ra := newReadAhead(iotest.HalfReader(bytes.NewReader(data)), 3, 64<<10)
+	ra := NewReadAhead(iotest.HalfReader(bytes.NewReader(data)), 3, 64<<10)
 	got, err := io.ReadAll(iotest.OneByteReader(io.LimitReader(ra, 1000)))
 	if err != nil || !bytes.Equal(got, data[:1000]) {
 		t.Fatalf("first 1000 bytes: %v", err)
@@ -24,13 +24,13 @@ func TestReadAhead(t *testing.T) {
 	ra.Close()
 
 	boom := errors.New("boom")
-	ra = newReadAhead(io.MultiReader(bytes.NewReader(data[:100]), iotest.ErrReader(boom)), 2, 64)
+	ra = NewReadAhead(io.MultiReader(bytes.NewReader(data[:100]), iotest.ErrReader(boom)), 2, 64)
 	got, err = io.ReadAll(ra)
 	if !errors.Is(err, boom) || !bytes.Equal(got, data[:100]) {
 		t.Fatalf("error: %v after %d bytes", err, len(got))
 	}
 	// Close while the goroutine waits for a free buffer.
-	ra = newReadAhead(bytes.NewReader(data), 2, 1024)
+	ra = NewReadAhead(bytes.NewReader(data), 2, 1024)
 	ra.Read(make([]byte, 10))
 	ra.Close()
 }

@@ -1,15 +1,15 @@
-package dataset
+package fetch
 
 import (
 	"io"
 	"sync"
 )
 
-// readAhead reads r in a goroutine, up to n chunks of size bytes ahead of
+// ReadAhead reads r in a goroutine, up to n chunks of size bytes ahead of
 // the consumer, so that receiving and hashing a stream overlaps with
 // unpacking and writing it (two cores instead of one). Reading after an
 // error returns that error.
-type readAhead struct {
+type ReadAhead struct {
 	full chan []byte
 	free chan []byte
 	err  error  // set before full is closed
@@ -19,8 +19,9 @@ type readAhead struct {
 	once sync.Once
 }
 
-func newReadAhead(r io.Reader, n, size int) *readAhead {
-	ra := &readAhead{full: make(chan []byte, n), free: make(chan []byte, n), stop: make(chan struct{})}
+// NewReadAhead starts reading r ahead of its consumer.
+func NewReadAhead(r io.Reader, n, size int) *ReadAhead {
+	ra := &ReadAhead{full: make(chan []byte, n), free: make(chan []byte, n), stop: make(chan struct{})}
 	for i := 0; i < n; i++ {
 		ra.free <- make([]byte, size)
 	}
@@ -53,7 +54,7 @@ func newReadAhead(r io.Reader, n, size int) *readAhead {
 	return ra
 }
 
-func (ra *readAhead) Read(p []byte) (int, error) {
+func (ra *ReadAhead) Read(p []byte) (int, error) {
 	for len(ra.cur) == 0 {
 		if ra.orig != nil {
 			ra.free <- ra.orig[:0]
@@ -72,7 +73,7 @@ func (ra *readAhead) Read(p []byte) (int, error) {
 
 // Close tells the reader goroutine to stop. It does not wait: the
 // goroutine may be blocked reading the source, which its owner closes.
-func (ra *readAhead) Close() error {
+func (ra *ReadAhead) Close() error {
 	ra.once.Do(func() { close(ra.stop) })
 	return nil
 }
