@@ -77,7 +77,7 @@ func TestRegenHosts(t *testing.T) {
 			os.WriteFile(out, make([]byte, 32<<20), 0o644)
 			disks = append(disks, vm.Disk{Path: out})
 			v := vm.StartT(t, vm.Config{Kernel: filepath.Join(dir, "vmlinuz"), Initrd: filepath.Join(dir, "initramfs.cpio.zst"),
-				Firmware: sc.firmware, Append: "console=ttyS0 strata.rescue=none", Disks: disks, MemoryMB: 1536, Timeout: 15 * time.Minute})
+				Firmware: sc.firmware, Append: "console=ttyS0 strata.rescue=none strata.wizard=off", Disks: disks, MemoryMB: 1536, Timeout: 15 * time.Minute})
 			if _, err := v.Expect(`here is a shell`, 5*time.Minute); err != nil {
 				t.Fatal(err)
 			}

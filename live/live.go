@@ -215,9 +215,11 @@ func Run(ctx context.Context, cfg Config) error {
 				done = params.Done
 			}
 		}
+	case cfg.System && Interactive != nil && wizardWanted(cfg.Cmdline):
+		done = interactive(ctx, sess, console)
 	default:
 		fmt.Fprintln(out, "strata: no strata.profile or strata.server on the kernel command line: nothing to do unattended.")
-		fmt.Fprintln(out, "strata: the restore wizard is not available yet; here is a shell.")
+		fmt.Fprintln(out, "strata: no wizard (strata.wizard=off); here is a shell.")
 	}
 	if !cfg.System {
 		if perr != nil {

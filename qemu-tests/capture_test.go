@@ -123,7 +123,7 @@ func runWrapped(t *testing.T, dev, script, pass string, examples []string, timeo
 	files, n := scriptDisk(t, script, examples...)
 	img := restoreImage(t)
 	v := vm.StartT(t, vm.Config{
-		Name: t.Name(), Kernel: img.Kernel, Initrd: img.Initramfs, Append: "console=ttyS0 panic=-1 strata.rescue=none",
+		Name: t.Name(), Kernel: img.Kernel, Initrd: img.Initramfs, Append: "console=ttyS0 panic=-1 strata.rescue=none strata.wizard=off",
 		Disks: append(disks, files), Net: &vm.Net{}, MemoryMB: 2048, CPUs: 2, Timeout: timeout + 5*time.Minute, NoReboot: true,
 	})
 	report(t, v)

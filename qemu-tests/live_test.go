@@ -82,7 +82,7 @@ func TestLiveBoot(t *testing.T) {
 	img := liveImage(t)
 	start := time.Now()
 	v := vm.StartT(t, vm.Config{
-		Kernel: img.Kernel, Initrd: img.Initramfs, Append: "console=ttyS0 panic=-1",
+		Kernel: img.Kernel, Initrd: img.Initramfs, Append: "console=ttyS0 panic=-1 strata.wizard=off",
 		Disks:    []vm.Disk{{Path: sparseDisk(t, 1<<30), Serial: "STRATA-DISK-1"}},
 		Net:      &vm.Net{NIC: "e1000"},
 		Serial1:  true,

@@ -71,7 +71,7 @@ func TestRegenDMFixtures(t *testing.T) {
 	scriptDisk := filepath.Join(dir, "script.tar")
 	writeTar(t, scriptDisk, "regen.sh", guest.String())
 	disks = append(disks, vm.Disk{Path: scriptDisk, ReadOnly: true})
-	v := vm.StartT(t, vm.Config{Kernel: kernel, Initrd: initrd, Append: "console=ttyS0 strata.rescue=none", Disks: disks,
+	v := vm.StartT(t, vm.Config{Kernel: kernel, Initrd: initrd, Append: "console=ttyS0 strata.rescue=none strata.wizard=off", Disks: disks,
 		MemoryMB: 1024, Timeout: 15 * time.Minute})
 	if _, err := v.Expect(`here is a shell`, 4*time.Minute); err != nil {
 		t.Fatal(err)
