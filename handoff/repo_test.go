@@ -298,3 +298,59 @@ func TestSVNRevisionExternals(t *testing.T) {
 		t.Error("svn wrote a config into the restored root")
 	}
 }
+
+// TestSVNOverHTTP checks out and updates a repository from a real Apache
+// with mod_dav_svn, with basic auth from the credentials file.
+func TestSVNOverHTTP(t *testing.T) {
+	t.Parallel()
+	needRoot(t) // the repositories are given to Apache's user
+	testserver.Need(t, "svn", "svnadmin", "svnmucc")
+	parent := t.TempDir()
+	repo := filepath.Join(parent, "etc")
+	sh(t, parent, "svnadmin", "create", repo)
+	files := t.TempDir()
+	write(t, filepath.Join(files, "h1"), "http hosts r1\n")
+	write(t, filepath.Join(files, "h2"), "http hosts r2\n")
+	sh(t, files, "svnmucc", "-U", "file://"+repo, "-m", "r1", "mkdir", "trunk", "put", "h1", "trunk/hosts", "put", "h1", "trunk/motd")
+	base := testserver.SVNApache(t, parent, "carol", "dav-pass-Z3")
+	url := base + "etc"
+	root := newRoot(t)
+	p := &profile.Profile{Repos: []profile.Repo{{Name: "etc", Type: "svn", URL: url, Branch: "trunk", Revision: "1", Path: "/etc"}}}
+
+	r := handOff(t, root, p, handoff.Options{})
+	if it := r.status(t, "etc"); it.Status != handoff.Failed || !strings.Contains(it.Err.Error(), "credentials file") {
+		t.Fatalf("without credentials: %s %v, want a failure pointing at the credentials file\n%s", it.Status, it.Err, r.log)
+	}
+	store := storeOf(t, strings.TrimSuffix(base, "svn/")+" basic carol dav-pass-Z3\n")
+	r = handOff(t, root, p, handoff.Options{Creds: store})
+	r.mustDone(t, "etc")
+	etc := filepath.Join(root, "etc")
+	if got := read(t, filepath.Join(etc, "hosts")); got != "http hosts r1\n" || r.status(t, "etc").Revision != "1" {
+		t.Errorf("r1: hosts %q, revision %s", got, r.status(t, "etc").Revision)
+	}
+	if got := read(t, filepath.Join(etc, "keep.conf")); got != "from the base image\n" {
+		t.Errorf("overlay lost keep.conf: %q", got)
+	}
+
+	// A commit over http (DAV writes through Apache), then the profile
+	// follows trunk: the re-run brings revision 2.
+	sh(t, files, "svnmucc", "-U", url, "--username", "carol", "--password", "dav-pass-Z3", "--non-interactive", "--no-auth-cache",
+		"--config-dir", t.TempDir(), "-m", "r2", "put", "h2", "trunk/hosts")
+	p.Repos[0].Revision = ""
+	r = handOff(t, root, p, handoff.Options{Creds: store})
+	r.mustDone(t, "etc")
+	if got := read(t, filepath.Join(etc, "hosts")); got != "http hosts r2\n" || r.status(t, "etc").Revision != "2" {
+		t.Errorf("after the update: hosts %q, revision %s", got, r.status(t, "etc").Revision)
+	}
+	// The working copy in place talks to the server: clean, at HEAD.
+	cfg := t.TempDir()
+	if st := sh(t, etc, "svn", "status", "-u", "--non-interactive", "--no-auth-cache", "--config-dir", cfg, "--username", "carol", "--password", "dav-pass-Z3"); !strings.Contains(st, "Status against revision:      2") || strings.Contains(st, "*") {
+		t.Errorf("svn status -u in /etc:\n%s", st)
+	}
+	if strings.Contains(r.log.String(), "dav-pass-Z3") {
+		t.Errorf("password in the log:\n%s", r.log)
+	}
+	if hits := grepTree(t, root, []string{"dav-pass-Z3"}); len(hits) > 0 {
+		t.Errorf("password written into the restored system: %v", hits)
+	}
+}

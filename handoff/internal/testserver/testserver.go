@@ -7,6 +7,8 @@ package testserver
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -156,6 +158,62 @@ func SVNServe(t testing.TB, root string) string {
 	Start(t, port, "svnserve", "--daemon", "--foreground", "--listen-host=127.0.0.1",
 		"--listen-port="+strconv.Itoa(port), "--root="+root)
 	return fmt.Sprintf("svn://127.0.0.1:%d/", port)
+}
+
+// SVNApache serves the repositories under parent as
+// http://127.0.0.1:PORT/svn/NAME from a real Apache with mod_dav_svn, every
+// request needing user's basic auth. Apache will not run as root: it runs
+// as www-data, and the repositories are given to it. Skips with the reason
+// when Apache or mod_dav_svn is missing.
+func SVNApache(t testing.TB, parent, user, password string) string {
+	t.Helper()
+	const mods = "/usr/lib/apache2/modules"
+	httpd, err := exec.LookPath("apache2")
+	if err != nil {
+		httpd = "/usr/sbin/apache2" // not on a non-root PATH
+	}
+	for _, f := range []string{httpd, filepath.Join(mods, "mod_dav_svn.so")} {
+		if _, err := os.Stat(f); err != nil {
+			t.Skipf("skipping: svn over http needs Apache with mod_dav_svn (make deps installs apache2 and libapache2-mod-svn): %v", err)
+		}
+	}
+	if out, err := exec.Command("chown", "-R", "www-data:www-data", parent).CombinedOutput(); err != nil {
+		t.Skipf("skipping: cannot give the repositories to Apache's user www-data: %v: %s", err, out)
+	}
+	dir := t.TempDir()
+	// Test directories are 0700 root: let www-data reach its files.
+	for _, d := range []string{dir, parent} {
+		for ; strings.HasPrefix(d, os.TempDir()+"/"); d = filepath.Dir(d) {
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sum := sha1.Sum([]byte(password))
+	if err := os.WriteFile(filepath.Join(dir, "htpasswd"), []byte(user+":{SHA}"+base64.StdEncoding.EncodeToString(sum[:])+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := FreePort(t)
+	var conf strings.Builder
+	fmt.Fprintf(&conf, "ServerName 127.0.0.1\nListen 127.0.0.1:%d\nUser www-data\nGroup www-data\n", port)
+	fmt.Fprintf(&conf, "PidFile %s/httpd.pid\nErrorLog %s/error.log\nLogLevel warn\nDefaultRuntimeDir %s\nMutex file:%s default\n", dir, dir, dir, dir)
+	for _, m := range []string{"mpm_event", "authn_core", "authn_file", "authz_core", "authz_user", "auth_basic", "dav", "dav_svn"} {
+		fmt.Fprintf(&conf, "LoadModule %s_module %s/mod_%s.so\n", m, mods, m)
+	}
+	fmt.Fprintf(&conf, "<Location /svn>\n  DAV svn\n  SVNParentPath %s\n  AuthType Basic\n  AuthName strata-test\n  AuthUserFile %s/htpasswd\n  Require valid-user\n</Location>\n", parent, dir)
+	cf := filepath.Join(dir, "httpd.conf")
+	if err := os.WriteFile(cf, []byte(conf.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			if b, err := os.ReadFile(filepath.Join(dir, "error.log")); err == nil {
+				t.Logf("apache error.log:\n%s", b)
+			}
+		}
+	})
+	Start(t, port, httpd, "-f", cf, "-DFOREGROUND")
+	return fmt.Sprintf("http://127.0.0.1:%d/svn/", port)
 }
 
 // SVNAuth makes repository repo readable only by user with password.
