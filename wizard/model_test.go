@@ -305,5 +305,5 @@ func TestProgressBar(t *testing.T) {
 		m.event(e)
 	}
 	h.now = t0.Add(12 * time.Second)
-	h.viewHas("25%", "50 MiB of 200 MiB", "5 MiB/s", "~00:30 left", "[ >> ]", "system:image", "00:12")
+	h.viewHas("25%", "50 MiB of 200 MiB", "5 MiB/s", "00:30 left", "[ >> ]", "system:image", "00:12")
 }

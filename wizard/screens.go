@@ -239,6 +239,12 @@ func (m *Model) updateProfile(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, nil
 		}
 		m.prof, m.profEntry = msg.p, msg.entry
+		// What was chosen for another profile does not carry over.
+		m.typed, m.secrets, m.plan, m.problems, m.planErr = nil, nil, nil, nil, ""
+		m.mapping = map[string]string{}
+		for k, v := range m.opt.Disks {
+			m.mapping[k] = v
+		}
 		m.status = "press enter again to go on with " + msg.p.Host.Name
 		return m, nil
 	case tea.KeyMsg:

@@ -425,7 +425,7 @@ func (m *Model) viewProgress() []string {
 	var tail []string
 	hasBar := m.prog.of > 0 && m.running
 	if p := m.prog; hasBar {
-		tail = append(tail, "       "+m.bar(p, now))
+		tail = append(tail, "       "+m.bar(p))
 	}
 	if f := m.failure; f != nil {
 		tail = append(tail, m.st.bad.Render("FAILED: "+f.step))
@@ -469,20 +469,20 @@ func (m *Model) viewProgress() []string {
 }
 
 // bar is a progress bar with bytes, rate and estimate.
-func (m *Model) bar(p progress, now time.Time) string {
+func (m *Model) bar(p progress) string {
 	frac := min(1, float64(p.bytes)/float64(p.of))
-	width := 20
-	n := int(frac * float64(width))
-	s := fmt.Sprintf("[%s%s] %3d%%  %s of %s", strings.Repeat(m.st.barFull, n), strings.Repeat(m.st.barEmpty, width-n), int(frac*100),
-		profile.HumanBytes(p.bytes), profile.HumanBytes(p.of))
+	s := fmt.Sprintf(" %3d%%  %s of %s", int(frac*100), profile.HumanBytes(p.bytes), profile.HumanBytes(p.of))
 	if d := p.last.Sub(p.t0).Seconds(); d > 0 && p.bytes > p.b0 {
 		rate := float64(p.bytes-p.b0) / d
 		s += fmt.Sprintf("  %s/s", profile.HumanBytes(int64(rate)))
 		if left := p.of - p.bytes; left > 0 {
-			s += "  ~" + clock(time.Duration(float64(left)/rate*float64(time.Second))) + " left"
+			s += "  " + clock(time.Duration(float64(left)/rate*float64(time.Second))) + " left"
 		}
 	}
-	return s
+	// The bar takes what the numbers leave of the line.
+	width := max(10, min(40, m.w-9-len(s)))
+	n := int(frac * float64(width))
+	return "[" + strings.Repeat(m.st.barFull, n) + strings.Repeat(m.st.barEmpty, width-n) + "]" + s
 }
 
 func clock(d time.Duration) string {
