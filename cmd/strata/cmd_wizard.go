@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -76,6 +78,9 @@ func init() {
 func liveWizard(ctx context.Context, s *live.Session, tty *os.File) (string, error) {
 	p := s.Params
 	opt := wizard.Options{Server: p.Server, Profile: p.Profile, Style: wizard.StyleFor(tty, os.Getenv("TERM"), false, "")}
+	if opt.Server == "" && s.Medium != nil && s.Medium.Dir != "" {
+		opt.Server = stickServer(s.Medium.Dir)
+	}
 	if !p.DiskAuto {
 		opt.Disks = p.Disks
 	}
@@ -97,6 +102,17 @@ func liveWizard(ctx context.Context, s *live.Session, tty *os.File) (string, err
 		return "shell", err
 	}
 	return res.Action, nil
+}
+
+// stickServer is the file server URL the stick suggests: the first line
+// of its strata/server file, if any.
+func stickServer(dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, "server"))
+	if err != nil {
+		return ""
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimSpace(line)
 }
 
 func isTerminal(f *os.File) bool {
