@@ -83,12 +83,15 @@ func TestHappyPath(t *testing.T) {
 func TestNetwork(t *testing.T) {
 	f := newFakes()
 	h := newHarness(t, f, Options{})
-	// No server given: the URL field has the focus; enter refuses empty.
+	// No server given: the URL field has the focus; enter without one
+	// looks on the stick alone, and says why there is nothing.
+	f.listErr = errors.New("no profile source: no strata.server= and no medium labelled STRATA")
 	h.keys("enter")
 	h.want(scrNetwork)
-	if !strings.Contains(h.m.status, "type the file server's URL") {
+	if !strings.Contains(h.m.status, "no profile source") {
 		t.Errorf("status %q", h.m.status)
 	}
+	f.listErr = nil
 	h.keys("ftp://x", "enter")
 	if !strings.Contains(h.m.status, "is not an http(s) URL") {
 		t.Errorf("status %q", h.m.status)
@@ -101,7 +104,7 @@ func TestNetwork(t *testing.T) {
 	h.keys("tab", "tab", "tab") // back on the gateway field
 	h.m.static[1].SetValue("10.0.2.2")
 	h.keys("enter")
-	want := []string{"interfaces", "dhcp eth0", "interfaces", "static eth0 10.0.2.50/24 gw 10.0.2.2 dns invalid IP", "interfaces"}
+	want := []string{"interfaces", "list ", "dhcp eth0", "interfaces", "static eth0 10.0.2.50/24 gw 10.0.2.2 dns invalid IP", "interfaces"}
 	if strings.Join(f.calls, "|") != strings.Join(want, "|") {
 		t.Errorf("calls %q, want %q", f.calls, want)
 	}

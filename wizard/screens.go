@@ -157,7 +157,9 @@ func (m *Model) submitServer() (tea.Model, tea.Cmd) {
 	u, err := url.Parse(srv)
 	switch {
 	case srv == "":
-		m.status = "type the file server's URL (e.g. http://192.168.1.2:8080); tab moves to it"
+		// Profiles on the stick need no server.
+		m.busy = "reading the profiles on the stick"
+		return m, m.listProfiles("")
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 		m.status = fmt.Sprintf("%q is not an http(s) URL with a host", srv)
 	default:
@@ -279,7 +281,11 @@ func (m *Model) updateProfile(msg tea.Msg) (tea.Model, tea.Cmd) {
 }
 
 func (m *Model) viewProfile() []string {
-	out := []string{m.st.title.Render("Host profiles from " + m.usedSrv)}
+	from := m.usedSrv
+	if from == "" {
+		from = "the stick"
+	}
+	out := []string{m.st.title.Render("Host profiles from " + from)}
 	for i, e := range m.entries {
 		note := e.Description
 		switch {
