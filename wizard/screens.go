@@ -121,9 +121,14 @@ func (m *Model) updateStatic(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 }
 
 func (m *Model) focusStatic(i int) tea.Cmd {
-	m.static[m.staticAt].Blur()
-	m.staticAt = i % len(m.static)
-	return m.static[m.staticAt].Focus()
+	return refocus(func(i int) *textinput.Model { return &m.static[i] }, len(m.static), &m.staticAt, i)
+}
+
+// refocus moves the focus among n fields from *at to i (modulo n).
+func refocus(field func(int) *textinput.Model, n int, at *int, i int) tea.Cmd {
+	field(*at).Blur()
+	*at = i % n
+	return field(*at).Focus()
 }
 
 // parseStatic checks the static form: an IPv4 address with its prefix, and

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/stratahq/strata/profile"
@@ -140,9 +141,7 @@ func (m *Model) updateSecrets(msg tea.Msg) (tea.Model, tea.Cmd) {
 }
 
 func (m *Model) focusSecret(i int) tea.Cmd {
-	m.secrets[m.secCur].in.Blur()
-	m.secCur = i % len(m.secrets)
-	return m.secrets[m.secCur].in.Focus()
+	return refocus(func(i int) *textinput.Model { return &m.secrets[i].in }, len(m.secrets), &m.secCur, i)
 }
 
 // submitSecrets checks the fields: each passphrase typed the same twice
