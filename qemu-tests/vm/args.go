@@ -114,6 +114,12 @@ func Args(cfg Config, rt runtimePaths) ([]string, error) {
 		if d.Serial != "" {
 			dev += ",serial=" + escapeOpt(d.Serial)
 		}
+		if d.SectorSize != 0 {
+			if d.SectorSize < 512 || d.SectorSize&(d.SectorSize-1) != 0 {
+				return nil, fmt.Errorf("vm: disk %d: sector size %d (want a power of two, at least 512)", i, d.SectorSize)
+			}
+			dev += fmt.Sprintf(",logical_block_size=%d,physical_block_size=%d", d.SectorSize, d.SectorSize)
+		}
 		if d.Boot {
 			dev += ",bootindex=" + strconv.Itoa(boot)
 			boot++

@@ -58,6 +58,9 @@ type Disk struct {
 	Serial    string // shows up in /sys/block/*/serial, /dev/disk/by-id
 	ReadOnly  bool
 	Boot      bool // bootindex=0: firmware boots this disk first
+	// SectorSize sets the logical and physical block size the guest sees
+	// (e.g. 4096 for a 4Kn disk); 0 is QEMU's default, 512.
+	SectorSize int
 }
 
 // Net is one NIC on QEMU's user-mode network (guest 10.0.2.15, host 10.0.2.2).

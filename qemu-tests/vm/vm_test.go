@@ -25,6 +25,7 @@ func TestArgs(t *testing.T) {
 			{Path: "/d.img", Interface: "scsi"},
 			{Path: "/e.img", Interface: "scsi"},
 			{Path: "/f.img", Interface: "ide", Serial: "IDE"},
+			{Path: "/g.img", Interface: "nvme", Serial: "N4K", SectorSize: 4096},
 		},
 		CDROM: "/x.iso",
 		Net:   &Net{TFTPDir: "/tftp", BootFile: "boot.ipxe", NIC: "e1000", MAC: "52:54:00:00:00:01"},
@@ -47,6 +48,7 @@ func TestArgs(t *testing.T) {
 		"-device virtio-scsi-pci,id=scsi0 -drive file=/d.img",
 		"-device scsi-hd,drive=disk4,bus=scsi0.0",
 		"-device ide-hd,drive=disk5,serial=IDE",
+		"-device nvme,drive=disk6,serial=N4K,logical_block_size=4096,physical_block_size=4096",
 		"-device ide-cd,drive=cd0,bootindex=1",
 		"-netdev user,id=net0,tftp=/tftp,bootfile=boot.ipxe -device e1000,netdev=net0,mac=52:54:00:00:00:01,bootindex=2",
 	} {
@@ -76,6 +78,7 @@ func TestArgs(t *testing.T) {
 		"iface":  {Disks: []Disk{{Path: "/a", Interface: "sata"}}},
 		"format": {Disks: []Disk{{Path: "/a", Format: "vmdk"}}},
 		"nopath": {Disks: []Disk{{}}},
+		"sector": {Disks: []Disk{{Path: "/a", SectorSize: 1000}}},
 		"initrd": {Initrd: "/i"},
 		"mac":    {Net: &Net{MAC: "zz"}},
 		"uefi":   {Firmware: UEFI},
@@ -324,5 +327,56 @@ func TestQEMUDiesWithParent(t *testing.T) {
 			t.Fatalf("QEMU %d outlived its parent", pid)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TypeLine waits for each piece's echo, across the line editor's wrap; a
+// guest that echoes nothing fails it.
+func TestTypeLine(t *testing.T) {
+	echo := func(wrapAt int) (*Console, *lockedBuffer, func()) {
+		inR, inW := io.Pipe()   // what the console types
+		outR, outW := io.Pipe() // what the guest prints
+		var typed lockedBuffer
+		c := newConsole("t", inW, make(chan struct{}), func() string { return "" })
+		go c.pump(outR, io.Discard)
+		go func() {
+			b := make([]byte, 64)
+			col := 0
+			for {
+				n, err := inR.Read(b)
+				if err != nil {
+					return
+				}
+				typed.Write(b[:n])
+				if wrapAt == 0 {
+					continue
+				}
+				for _, ch := range b[:n] {
+					if ch == '\r' {
+						outW.Write([]byte("\r\n"))
+						continue
+					}
+					outW.Write([]byte{ch})
+					if col++; col%wrapAt == 0 {
+						outW.Write([]byte(" \r\n")) // ash's redraw at the margin
+					}
+				}
+			}
+		}()
+		return c, &typed, func() { inW.Close(); outW.Close() }
+	}
+	line := "busybox head -c 1234 /dev/vdd > /tmp/t.sh; FILES=/dev/vdd busybox sh /tmp/t.sh"
+	c, typed, stop := echo(13)
+	if err := c.TypeLine(line, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if got := typed.String(); got != line+"\r" {
+		t.Errorf("typed %q", got)
+	}
+	c, _, stop = echo(0)
+	defer stop()
+	if err := c.TypeLine("echo hi", 200*time.Millisecond); err == nil || !strings.Contains(err.Error(), `no echo of "echo hi"`) {
+		t.Errorf("a silent guest: %v", err)
 	}
 }
