@@ -596,7 +596,7 @@ func (p *prober) boot() {
 	if !f.UEFI || b.GrubPC {
 		for _, d := range f.Blocks {
 			head, err := p.o.FS.ReadAt(d.Path, 0, 512)
-			if err == nil && len(head) == 512 && bytes.Contains(head[:440], []byte("GRUB")) {
+			if err == nil && len(head) == 512 && parse.MBRBootCode(head) == "grub" {
 				b.MBRGrub = append(b.MBRGrub, d.Path)
 			}
 		}

@@ -74,6 +74,7 @@ var parsers = []struct {
 	{"etc", "crypttab", func(b []byte) (any, error) { return Crypttab(b) }},
 	{"etc", "os-release", func(b []byte) (any, error) { return OSRelease(b), nil }},
 	{"efibootmgr", "", func(b []byte) (any, error) { return EfibootmgrV(b), nil }},
+	{"mbr", "", func(b []byte) (any, error) { return MBRBootCode(b), nil }},
 	{"dpkg", "status", func(b []byte) (any, error) { return DpkgStatus(b), nil }},
 	{"dpkg", "extended_states", func(b []byte) (any, error) { return AptAuto(b), nil }},
 	{"dpkg", "apt-mark", nil}, // the expected output of TestManualPackagesLikeAptMark

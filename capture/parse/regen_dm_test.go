@@ -25,35 +25,63 @@ func TestRegenDMFixtures(t *testing.T) {
 	if os.Getenv("STRATA_REGEN_DM") == "" {
 		t.Skip("skipping: records fixtures in QEMU; run testdata/regen.sh --dm (STRATA_REGEN_DM=1)")
 	}
+	var disks []string
+	for _, n := range []string{"a", "b", "c", "d"} {
+		disks = append(disks, gptDisk(t, n, 512<<20, "label: gpt\nsize=64M, type=R\ntype=R\n"))
+	}
+	recordInGuest(t, "testdata/regen-dm.guest.sh", vm.BIOS, disks)
+}
+
+// TestRegenEFIFixtures records efibootmgr -v with boot entries in a guest
+// booted through OVMF (testdata/regen-efi.guest.sh). Run it through
+// testdata/regen.sh --dm.
+func TestRegenEFIFixtures(t *testing.T) {
+	if os.Getenv("STRATA_REGEN_DM") == "" {
+		t.Skip("skipping: records fixtures in QEMU; run testdata/regen.sh --dm (STRATA_REGEN_DM=1)")
+	}
+	if _, err := os.Stat(vm.OVMFCode); err != nil {
+		t.Skipf("skipping: no OVMF firmware (apt-get install ovmf): %v", err)
+	}
+	esp := gptDisk(t, "esp", 64<<20, "label: gpt\nsize=32M, type=U, uuid=1F0C2A3B-4D5E-4F60-8172-93A4B5C6D7E8\n")
+	recordInGuest(t, "testdata/regen-efi.guest.sh", vm.UEFI, []string{esp})
+}
+
+// gptDisk makes a sparse image with the sfdisk script's table.
+func gptDisk(t *testing.T, name string, size int64, table string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name+".img")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(size)
+	f.Close()
+	if _, err := (run.Exec{}).Run(context.Background(), run.Cmd{Name: "sfdisk", Args: []string{"-q", p}, Stdin: strings.NewReader(table)}); err != nil {
+		t.Fatalf("sfdisk %s: %v", p, err)
+	}
+	return p
+}
+
+// recordInGuest boots the live image with the disks (virtio, serials
+// FIXTURE-A, ...), then one disk that receives the guest's /tmp/o as a tar
+// archive and one holding the script; it runs the script's lines (comments
+// skipped) and unpacks the archive into testdata/.
+func recordInGuest(t *testing.T, scriptPath string, fw vm.Firmware, disks []string) {
+	t.Helper()
 	kernel, initrd := liveImage(t)
 	dir := t.TempDir()
-	var disks []vm.Disk
-	ctx := context.Background()
-	r := run.Exec{}
-	for _, n := range []string{"a", "b", "c", "d"} {
-		p := filepath.Join(dir, n+".img")
-		if err := os.Truncate(p, 0); err != nil && !os.IsNotExist(err) {
-			t.Fatal(err)
-		}
-		f, err := os.Create(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.Truncate(512 << 20)
-		f.Close()
-		if _, err := r.Run(ctx, run.Cmd{Name: "sfdisk", Args: []string{"-q", p}, Stdin: strings.NewReader("label: gpt\nsize=64M, type=R\ntype=R\n")}); err != nil {
-			t.Fatal(err)
-		}
-		disks = append(disks, vm.Disk{Path: p, Serial: "FIXTURE-" + strings.ToUpper(n)})
+	var vdisks []vm.Disk
+	for i, p := range disks {
+		vdisks = append(vdisks, vm.Disk{Path: p, Serial: "FIXTURE-" + string(rune('A'+i))})
 	}
 	out := filepath.Join(dir, "out.img")
 	if err := os.WriteFile(out, make([]byte, 16<<20), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	disks = append(disks, vm.Disk{Path: out})
+	vdisks = append(vdisks, vm.Disk{Path: out})
 	// The script travels as a tar archive on one more disk: typing long lines
 	// into the live shell's line editor over a serial port is slow and lossy.
-	script, err := os.ReadFile("testdata/regen-dm.guest.sh")
+	script, err := os.ReadFile(scriptPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,14 +98,17 @@ func TestRegenDMFixtures(t *testing.T) {
 	guest.WriteString("echo @@ALL-DONE@@\n")
 	scriptDisk := filepath.Join(dir, "script.tar")
 	writeTar(t, scriptDisk, "regen.sh", guest.String())
-	disks = append(disks, vm.Disk{Path: scriptDisk, ReadOnly: true})
-	v := vm.StartT(t, vm.Config{Kernel: kernel, Initrd: initrd, Append: "console=ttyS0 strata.rescue=none strata.wizard=off", Disks: disks,
+	vdisks = append(vdisks, vm.Disk{Path: scriptDisk, ReadOnly: true})
+	v := vm.StartT(t, vm.Config{Firmware: fw, Kernel: kernel, Initrd: initrd, Append: "console=ttyS0 strata.rescue=none strata.wizard=off", Disks: vdisks,
 		MemoryMB: 1024, Timeout: 15 * time.Minute})
 	if _, err := v.Expect(`here is a shell`, 4*time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second)
-	if err := v.Send("busybox tar -xf /dev/vdf -C /tmp; gosh /tmp/regen.sh\r"); err != nil {
+	if _, err := v.Expect(vm.LivePrompt, time.Minute); err != nil { // keys sent earlier are lost
+		t.Fatal(err)
+	}
+	dev := "/dev/vd" + string(rune('a'+len(vdisks)-1))
+	if err := v.TypeLine("busybox tar -xf "+dev+" -C /tmp; gosh /tmp/regen.sh", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := v.Expect(`(?m)^@@ALL-DONE@@`, 10*time.Minute); err != nil {
@@ -100,7 +131,7 @@ func TestRegenDMFixtures(t *testing.T) {
 			break
 		}
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", out, err)
 		}
 		if h.Typeflag != tar.TypeReg {
 			continue

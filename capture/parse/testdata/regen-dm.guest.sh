@@ -29,7 +29,8 @@ vgcreate -q -s 8m vg0 /dev/mapper/cryptdata /dev/vdd2
 lvcreate -q -y -n root -L 200m vg0 /dev/mapper/cryptdata
 lvcreate -q -y -n swap -L 64m vg0
 lvcreate -q -y -n stripe -i 2 -I 64k -L 32m vg0 /dev/mapper/cryptdata /dev/vdd2
-# (no raid1 LV: the live image has no dm-raid module)
+# a raid1 LV (dm-raid) mirrored across both PVs
+lvcreate -q -y --type raid1 -m 1 -n mirror -L 32m vg0 /dev/mapper/cryptdata /dev/vdd2
 lvcreate -q -y -n pool --type thin-pool -L 64m vg0
 lvcreate -q -y -n thin -V 320m --thinpool vg0/pool
 lvcreate -q -y -n rootsnap -s -L 16m vg0/root

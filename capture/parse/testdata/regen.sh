@@ -17,7 +17,7 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
-mkdir -p sfdisk lsblk blkid dumpe2fs xfs_db fsck.fat btrfs cryptsetup dpkg git svn proc etc "$T/mnt"
+mkdir -p mbr sfdisk lsblk blkid dumpe2fs xfs_db fsck.fat btrfs cryptsetup dpkg git svn proc etc "$T/mnt"
 
 attach() { # image → loop device with partitions, in $L
 	L=$(losetup --find --show --partscan "$1")
@@ -148,7 +148,32 @@ cp /proc/swaps proc/swaps-empty.txt
 cp /etc/os-release etc/os-release
 printf 'Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/dev/dm-2                               partition\t999420\t\t0\t\t-2\n/swap\\040file                           file\t\t1048572\t\t0\t\t10\n' > proc/swaps.txt
 
+# --- boot code in the MBR -------------------------------------------------------
+# GRUB for BIOS as grub-install writes it (GRUB_INSTALL: a grub-install
+# unpacked from grub2-common with dpkg -x works too), syslinux's MBR, and an
+# msdos table with no boot code. Loop partition nodes need udev, so the
+# filesystem for /boot/grub is a second loop device at the partition's offset.
+mkdir -p mbr
+mbrdisk() { truncate -s 64M "$1"; printf 'label: dos\nlabel-id: 0x5eed1234\nstart=2048, type=83, bootable\n' | sfdisk -q "$1"; }
+mbrdisk "$T/none.img"
+head -c 512 "$T/none.img" > mbr/msdos-no-code.bin
+if [ -f /usr/lib/syslinux/mbr/mbr.bin ]; then
+	mbrdisk "$T/syslinux.img"
+	dd if=/usr/lib/syslinux/mbr/mbr.bin of="$T/syslinux.img" bs=440 count=1 conv=notrunc status=none
+	head -c 512 "$T/syslinux.img" > mbr/syslinux.bin
+fi
+if command -v "${GRUB_INSTALL:-grub-install}" >/dev/null; then
+	mbrdisk "$T/grub.img"
+	G=$(losetup --find --show "$T/grub.img"); LOOPS+=("$G")
+	P=$(losetup --find --show --offset 1048576 "$T/grub.img"); LOOPS+=("$P")
+	mke2fs -q -t ext4 "$P"
+	mount "$P" "$T/mnt"
+	"${GRUB_INSTALL:-grub-install}" --target=i386-pc --boot-directory="$T/mnt/boot" "$G" 2>/dev/null
+	umount "$T/mnt"
+	head -c 512 "$T/grub.img" > mbr/grub-i386-pc.bin
+fi
+
 if [ "${1:-}" = "--dm" ]; then
-	cd ../../.. && STRATA_REGEN_DM=1 go test ./capture/parse -run TestRegenDMFixtures -v -timeout 30m
+	cd ../../.. && STRATA_REGEN_DM=1 go test ./capture/parse -run 'TestRegen(DM|EFI)Fixtures' -v -timeout 30m
 fi
 echo "regen: done; now run: go test ./capture/parse -update"

@@ -1,0 +1,71 @@
+package capture
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/stratahq/strata/capture/parse"
+	"github.com/stratahq/strata/profile"
+)
+
+// The LVM reports recorded in the live image (parse/testdata/lvm, from
+// regen-dm.guest.sh) become the profile's group: the raid1 LV (segment type
+// raid1, two images) is a raid1 LV with one mirror, its hidden images and
+// metadata LVs are not LVs of their own, the striped LV keeps its stripes,
+// the thin pool and its thin LV their types, in the order their extents lie
+// on the PVs; the snapshot is left out with a note.
+func TestLVMFromGuestReports(t *testing.T) {
+	read := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join("parse", "testdata", "lvm", name))
+		if err != nil {
+			t.Fatalf("%v (capture/parse/testdata/regen.sh --dm records it)", err)
+		}
+		return b
+	}
+	pvs, err := parse.PVs(read("pvs.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vgs, err := parse.VGs(read("vgs.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lvs, err := parse.LVs(read("lvs.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &Facts{Root: "/", PVs: pvs, VGs: vgs, LVs: lvs, LVMSeen: true}
+	b := &builder{f: f, p: &profile.Profile{}, names: map[string]string{}, byPath: map[string]*parse.BlockDevice{}, lvPath: map[string]string{},
+		refs: map[string]string{"/dev/mapper/cryptdata": "cryptdata", "/dev/vdd2": "d/p2"}}
+	b.res = &Result{Profile: b.p, Facts: f, Measured: map[string]int64{}, Refs: b.refs}
+	b.lvm()
+	if len(b.p.VolumeGroups) != 1 {
+		t.Fatalf("volume groups %+v; notes %v", b.p.VolumeGroups, b.res.Notes)
+	}
+	type lv struct {
+		name, typ        string
+		size             int64
+		mirrors, stripes int
+		pool             string
+	}
+	var got []lv
+	for _, l := range b.p.VolumeGroups[0].LVs {
+		got = append(got, lv{l.Name, l.Type, l.Size.Bytes, l.Mirrors, l.Stripes, l.Pool})
+	}
+	want := []lv{
+		{"root", "", 200 << 20, 0, 0, ""},
+		{"swap", "", 64 << 20, 0, 0, ""},
+		{"stripe", "striped", 32 << 20, 0, 2, ""},
+		{"mirror", "raid1", 32 << 20, 1, 0, ""},
+		{"pool", "thin-pool", 64 << 20, 0, 0, ""},
+		{"thin", "thin", 320 << 20, 0, 0, "pool"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("LVs\n got %+v\nwant %+v\nnotes %v", got, want, b.res.Notes)
+	}
+	if g := b.p.VolumeGroups[0]; !reflect.DeepEqual(g.PVs, []string{"cryptdata", "d/p2"}) {
+		t.Errorf("PVs %v", g.PVs)
+	}
+}
