@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -47,6 +48,9 @@ type Options struct {
 	NoConfirm bool
 	// Now stamps events (default time.Now).
 	Now func() time.Time
+	// Swapoff turns off swap on a device or file (default: the swapoff(2)
+	// system call).
+	Swapoff func(path string) error
 }
 
 // ErrVerify marks a kept item that is not as the profile says.
@@ -80,6 +84,9 @@ func Apply(ctx context.Context, p *plan.Plan, r run.Runner, events Handler, o Op
 	}
 	if o.WaitTimeout == 0 {
 		o.WaitTimeout = 30 * time.Second
+	}
+	if o.Swapoff == nil {
+		o.Swapoff = swapoff
 	}
 	if o.Wait == nil {
 		o.Wait = func(ctx context.Context, paths []string) error { return waitNodes(ctx, paths, o.WaitTimeout) }
@@ -268,6 +275,12 @@ func (a *applier) action(ctx context.Context, s *plan.Step, act plan.Action) err
 		return a.writeTab(ctx, act.Write)
 	case act.LVMIDs != "":
 		return a.patchLVMIDs(s, act.LVMIDs)
+	case act.Swapoff != "":
+		a.log("swapoff %s", act.Swapoff)
+		if err := a.o.Swapoff(act.Swapoff); err != nil {
+			return fmt.Errorf("swapoff %s: %w", act.Swapoff, err)
+		}
+		return nil
 	}
 	return fmt.Errorf("step %s: empty action", s.ID)
 }
@@ -371,4 +384,16 @@ func waitNodes(ctx context.Context, paths []string, timeout time.Duration) error
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// swapoff is swapoff(2).
+func swapoff(path string) error {
+	p, err := unix.BytePtrFromString(path)
+	if err != nil {
+		return err
+	}
+	if _, _, e := unix.Syscall(unix.SYS_SWAPOFF, uintptr(unsafe.Pointer(p)), 0, 0); e != 0 {
+		return e
+	}
+	return nil
 }

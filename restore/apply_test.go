@@ -13,6 +13,7 @@ import (
 
 	"github.com/stratahq/strata/internal/run"
 	"github.com/stratahq/strata/profile"
+	"github.com/stratahq/strata/restore/internal/testdisk"
 	"github.com/stratahq/strata/restore/plan"
 	"github.com/stratahq/strata/restore/probe"
 )
@@ -21,28 +22,14 @@ var update = flag.Bool("update", false, "rewrite golden files")
 
 const gib = int64(1) << 30
 
-func disk(name, transport string, size int64, lss int) probe.Disk {
-	d := probe.Disk{Name: name, Path: "/dev/" + name, Size: size, LogicalSectorSize: lss, PhysicalSectorSize: lss,
-		Transport: transport, Serial: "strata-" + name}
-	switch transport {
-	case "scsi":
-		tgt := int(name[2] - 'a')
-		d.Model, d.Serial = "QEMU HARDDISK", fmt.Sprintf("drive-scsi0-0-%d-0", tgt)
-		d.ByPath = []string{fmt.Sprintf("pci-0000:00:05.0-scsi-0:0:%d:0", tgt)}
-	case "nvme":
-		d.ByID = []string{"nvme-QEMU_NVMe_Ctrl_" + name}
-	}
-	return d
-}
-
 // machines: the disks each profile is restored onto in these tests.
 var machines = map[string][]probe.Disk{
-	"laptop-uefi":      {disk("vda", "virtio", 8*gib, 512)},
-	"bios-msdos":       {disk("vda", "virtio", 4*gib, 512)},
-	"btrfs-subvolumes": {disk("sda", "scsi", 6*gib, 512)},
-	"server-raid1":     {disk("sda", "scsi", 6*gib, 512), disk("sdb", "scsi", 6*gib, 512)},
-	"stack": {disk("nvme0n1", "nvme", 16*gib, 4096), disk("vdb", "virtio", 8*gib, 512), disk("vdc", "virtio", 8*gib, 512),
-		disk("vdd", "virtio", 2*gib, 512)},
+	"laptop-uefi":      {testdisk.Virtio("vda", 8*gib)},
+	"bios-msdos":       {testdisk.Virtio("vda", 4*gib)},
+	"btrfs-subvolumes": {testdisk.SCSI("sda", 0, 6*gib)},
+	"server-raid1":     {testdisk.SCSI("sda", 0, 6*gib), testdisk.SCSI("sdb", 1, 6*gib)},
+	"stack": {testdisk.NVMe("nvme0n1", "strata-nvme0n1", 16*gib, 4096), testdisk.Virtio("vdb", 8*gib), testdisk.Virtio("vdc", 8*gib),
+		testdisk.Virtio("vdd", 2*gib)},
 }
 
 func loadProfile(t *testing.T, name string) *profile.Profile {
@@ -130,23 +117,7 @@ func (f *fixture) argv() string {
 
 func golden(t *testing.T, file, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", file)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./restore -update to create it)", err)
-	}
-	if string(want) != got {
-		t.Errorf("%s differs (run with -update after checking):\n--- got\n%s", path, got)
-	}
+	testdisk.Golden(t, file, got, *update, "./restore")
 }
 
 var examples = []string{"laptop-uefi", "bios-msdos", "btrfs-subvolumes", "server-raid1", "stack"}
@@ -500,5 +471,43 @@ func TestStepFailureStops(t *testing.T) {
 	last := ev.list[len(ev.list)-1]
 	if last.Kind != RunDone || !last.Failed || !strings.Contains(last.Message, "run the same command again") {
 		t.Errorf("last event %+v", last)
+	}
+}
+
+// The release step turns swap off with the system call (the live image has
+// no swapoff program), then the check confirms nothing uses the disk; a
+// failing swapoff(2) fails the step, naming the device.
+func TestApplyReleaseSwapoff(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		var off []string
+		d := testdisk.Virtio("vda", 8*gib)
+		busy := d
+		busy.Swaps = []string{"/dev/vda2"}
+		pl := &plan.Plan{Steps: []plan.Step{{ID: "release:main", Kind: plan.KindRelease, Ref: "main", Device: "/dev/vda",
+			Check: plan.Check{Kind: "released", Disk: "main", Device: "/dev/vda"}, Actions: []plan.Action{{Swapoff: "/dev/vda2"}}}}}
+		rec := &run.Recorder{}
+		err := Apply(context.Background(), pl, rec, nil, Options{Journal: filepath.Join(t.TempDir(), "j.json"),
+			Probe: func(context.Context) ([]probe.Disk, error) {
+				if len(off) == 0 || fail {
+					return []probe.Disk{busy}, nil
+				}
+				return []probe.Disk{d}, nil
+			},
+			Swapoff: func(p string) error {
+				off = append(off, p)
+				if fail {
+					return errors.New("operation not permitted")
+				}
+				return nil
+			}})
+		switch {
+		case fail && (err == nil || !strings.Contains(err.Error(), "swapoff /dev/vda2: operation not permitted")):
+			t.Errorf("failing swapoff: %v", err)
+		case !fail && err != nil:
+			t.Errorf("swapoff: %v", err)
+		}
+		if len(off) != 1 || off[0] != "/dev/vda2" || len(rec.Calls) != 0 {
+			t.Errorf("swapoff calls %v, commands %v", off, rec.Calls)
+		}
 	}
 }

@@ -387,7 +387,7 @@ func TestHostLVMGroupAndIDs(t *testing.T) {
 		{ID: "pv", Kind: plan.KindPV, Device: dev, Check: plan.Check{Kind: "pv", Device: dev, UUID: pvUUID},
 			Actions: []plan.Action{{Run: l.PVCreate(dev, pvUUID), Env: []string{"LVM_SUPPRESS_FD_WARNINGS=1"}}}},
 		{ID: "vg", Kind: plan.KindVG, Check: plan.Check{Kind: "vg", Name: vg},
-			Actions: []plan.Action{{Run: l.VGCreate(vg, 4<<20, []string{dev}), Env: []string{"LVM_SUPPRESS_FD_WARNINGS=1"}}}},
+			Actions: []plan.Action{{Run: l.VGCreate(vg, 4<<20, []string{dev}, false), Env: []string{"LVM_SUPPRESS_FD_WARNINGS=1"}}}},
 	}
 	ev := &events{}
 	if err := Apply(context.Background(), pl, run.Exec{}, ev.handle, Options{Journal: filepath.Join(t.TempDir(), "j")}); err != nil {

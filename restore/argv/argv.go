@@ -169,9 +169,17 @@ type LVM struct{ Udev bool }
 var Env = []string{"LVM_SUPPRESS_FD_WARNINGS=1"}
 
 func (l LVM) cmd(sub string, args ...string) []string {
+	return l.cmdConfig(sub, "", args...)
+}
+
+// cmdConfig is cmd with more lvm.conf settings for this command.
+func (l LVM) cmdConfig(sub, config string, args ...string) []string {
 	a := []string{"lvm", sub}
 	if !l.Udev {
-		a = append(a, "--config", "activation{udev_sync=0 udev_rules=0}")
+		config = strings.TrimSpace("activation{udev_sync=0 udev_rules=0} " + config)
+	}
+	if config != "" {
+		a = append(a, "--config", config)
 	}
 	return append(a, args...)
 }
@@ -186,13 +194,19 @@ func (l LVM) PVCreate(dev, uuid string) []string {
 	return l.cmd("pvcreate", append(a, dev)...)
 }
 
-// VGCreate creates a volume group.
-func (l LVM) VGCreate(name string, extent int64, pvs []string) []string {
+// VGCreate creates a volume group. mixedSectors allows PVs with different
+// logical sector sizes (512 and 4096), which lvm refuses by default
+// ("Devices have inconsistent logical block sizes").
+func (l LVM) VGCreate(name string, extent int64, pvs []string, mixedSectors bool) []string {
 	a := []string{"--yes"}
 	if extent != 0 {
 		a = append(a, "--physicalextentsize", fmt.Sprintf("%dk", extent/1024))
 	}
-	return l.cmd("vgcreate", append(append(a, name), pvs...)...)
+	config := ""
+	if mixedSectors {
+		config = "devices{allow_mixed_block_sizes=1}"
+	}
+	return l.cmdConfig("vgcreate", config, append(append(a, name), pvs...)...)
 }
 
 // LV is what lvcreate needs; Extents 0 with Rest means 100%FREE.
@@ -211,9 +225,14 @@ type LV struct {
 }
 
 // LVCreate creates one LV. Signatures left by an earlier life of the same
-// extents are wiped and the start zeroed.
+// extents are wiped and the start zeroed, except in a thin pool (lvcreate
+// refuses --wipesignatures there: it zeroes the pool's metadata itself) and
+// a thin LV (it reads as zeros until written).
 func (l LVM) LVCreate(v LV) []string {
-	a := []string{"--yes", "--wipesignatures", "y"}
+	a := []string{"--yes"}
+	if v.Type != "thin-pool" && v.Type != "thin" {
+		a = append(a, "--wipesignatures", "y")
+	}
 	switch v.Type {
 	case "thin":
 		a = append(a, "--type", "thin", "--virtualsize", fmt.Sprintf("%db", v.VirtualSize), "--thinpool", v.Pool)
@@ -300,9 +319,6 @@ func Mount(fstype, options, dev, dir string) []string {
 
 // Umount unmounts dir.
 func Umount(dir string) []string { return []string{"umount", dir} }
-
-// Swapoff disables swap on dev.
-func Swapoff(dev string) []string { return []string{"swapoff", dev} }
 
 // MountOptions turns fstab options into what is useful now, in the live
 // system: boot-time-only options (noauto, nofail, x-systemd.*, _netdev,

@@ -6,6 +6,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/stratahq/strata/profile"
@@ -565,6 +566,9 @@ func (b *builder) vg(vg *profile.VolumeGroup) {
 		extents += max((b.devs[pv].Size-pvStart(stripe))/ext, 0)
 	}
 	b.plan.Assumptions = append(b.plan.Assumptions, "LVM physical volumes: data from 1 MiB (a full stripe on striped md)")
+	if m := b.mixedSectors(vg); m != nil {
+		b.plan.Assumptions = append(b.plan.Assumptions, fmt.Sprintf("LVM %s: its PVs have %s-byte sectors; vgcreate is told to allow the mix (devices/allow_mixed_block_sizes=1), and its LVs get the largest", vg.Name, joinInts(m)))
+	}
 	vgd := Device{Ref: vg.Name, Kind: "vg", Path: "/dev/" + vg.Name, Size: extents * ext, Extents: extents, Keep: b.keepVG[vg.Name], On: append([]string{}, vg.PVs...)}
 	switch {
 	case vg.UUID != "":
@@ -709,4 +713,12 @@ func joinRoot(root, p string) string {
 		return root
 	}
 	return filepath.Join(root, path.Clean(p))
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, " and ")
 }

@@ -176,4 +176,7 @@ type Action struct {
 	Wait       []string `json:"wait,omitempty"`        // wait for these device nodes to appear
 	Write      string   `json:"write,omitempty"`       // "fstab" or "crypttab": render and write under the target root
 	LVMIDs     string   `json:"lvm_ids,omitempty"`     // patch this metadata backup file with the check's UUIDs
+	// Swapoff turns off swap on this device or file with the swapoff(2)
+	// system call: the live image has no swapoff program.
+	Swapoff string `json:"swapoff,omitempty"`
 }

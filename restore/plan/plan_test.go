@@ -2,32 +2,22 @@ package plan
 
 import (
 	"flag"
-	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stratahq/strata/profile"
+	"github.com/stratahq/strata/restore/internal/testdisk"
 	"github.com/stratahq/strata/restore/probe"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
 // Fake machines: the probe results a QEMU guest would give.
-
-func virtio(name string, size int64) probe.Disk {
-	return probe.Disk{Name: name, Path: "/dev/" + name, Size: size, LogicalSectorSize: 512, PhysicalSectorSize: 512,
-		Transport: "virtio", Serial: "strata-" + name, ByID: []string{"virtio-strata-" + name},
-		ByPath: []string{"pci-0000:00:0" + fmt.Sprint(4+int(name[2]-'a')) + ".0"}}
-}
-
-func scsi(name string, tgt int, size int64) probe.Disk {
-	return probe.Disk{Name: name, Path: "/dev/" + name, Size: size, LogicalSectorSize: 512, PhysicalSectorSize: 512,
-		Transport: "scsi", Vendor: "QEMU", Model: "QEMU HARDDISK", Serial: fmt.Sprintf("drive-scsi0-0-%d-0", tgt),
-		ByID:   []string{fmt.Sprintf("scsi-0QEMU_QEMU_HARDDISK_drive-scsi0-0-%d-0", tgt)},
-		ByPath: []string{fmt.Sprintf("pci-0000:00:05.0-scsi-0:0:%d:0", tgt)}}
-}
+var (
+	virtio = testdisk.Virtio
+	scsi   = testdisk.SCSI
+)
 
 // liveStick is the USB stick strata booted from: never a target.
 var liveStick = probe.Disk{Name: "sdz", Path: "/dev/sdz", Size: 8 * gib, LogicalSectorSize: 512, PhysicalSectorSize: 512,
@@ -44,23 +34,7 @@ func load(t *testing.T, name string) *profile.Profile {
 
 func golden(t *testing.T, file, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", file)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./restore/plan -update to create it)", err)
-	}
-	if string(want) != got {
-		t.Errorf("%s differs (run with -update after checking the change):\n--- got\n%s", path, got)
-	}
+	testdisk.Golden(t, file, got, *update, "./restore/plan")
 }
 
 type planCase struct {

@@ -49,6 +49,8 @@ func (a Action) String() string {
 		return "write /etc/" + a.Write + " of the target"
 	case a.LVMIDs != "":
 		return "set the profile's UUIDs in " + a.LVMIDs
+	case a.Swapoff != "":
+		return "swapoff " + a.Swapoff + " (swapoff(2))"
 	}
 	return "(nothing)"
 }

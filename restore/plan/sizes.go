@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/stratahq/strata/profile"
@@ -231,4 +232,48 @@ func fitLVs(vg *profile.VolumeGroup, avail, extent int64) (map[string]int64, err
 		}
 	}
 	return out, nil
+}
+
+// sectorSize is the logical sector size the kernel will give the profile
+// device ref: a disk's and its partitions' is the probed disk's; an md
+// array's and a LUKS mapping's the largest of what they are made of (a LUKS2
+// sector_size can raise it).
+func (b *builder) sectorSize(ref string) int {
+	disk, _, _ := strings.Cut(ref, "/")
+	if d := b.probe[disk]; d != nil && d.LogicalSectorSize > 0 {
+		return d.LogicalSectorSize
+	}
+	out := 512
+	for i := range b.p.RAID {
+		if r := &b.p.RAID[i]; r.Name == ref {
+			for _, m := range r.Devices {
+				out = max(out, b.sectorSize(m))
+			}
+		}
+	}
+	for i := range b.p.LUKS {
+		if l := &b.p.LUKS[i]; l.Name == ref {
+			out = max(out, l.SectorSize, b.sectorSize(l.Device))
+		}
+	}
+	return out
+}
+
+// mixedSectors lists the logical sector sizes of a VG's PVs when they are
+// not all the same (lvm refuses such a group unless told otherwise), else
+// nil.
+func (b *builder) mixedSectors(vg *profile.VolumeGroup) []int {
+	seen := map[int]bool{}
+	var out []int
+	for _, pv := range vg.PVs {
+		if s := b.sectorSize(pv); !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	if len(out) < 2 {
+		return nil
+	}
+	slices.Sort(out)
+	return out
 }

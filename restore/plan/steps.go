@@ -198,7 +198,7 @@ func (b *builder) releaseActions(d *probe.Disk) []Action {
 		case u.Mount != nil:
 			mounts = append(mounts, *u.Mount)
 		case u.Swap != "":
-			acts = append(acts, runA(argv.Swapoff(u.Swap)...))
+			acts = append(acts, Action{Swapoff: u.Swap})
 		case u.Holder != nil:
 			holders = append(holders, *u.Holder)
 		}
@@ -370,7 +370,7 @@ func (b *builder) vgSteps(vg *profile.VolumeGroup) {
 		b.add(Step{ID: vgStep, Kind: KindVG, Ref: vg.Name, After: pvSteps, Redo: b.o.Fresh,
 			Summary: fmt.Sprintf("create volume group %s: %d extents of %s on %s", vg.Name, vd.Extents, profile.FormatBytes(ext), strings.Join(b.paths(vg.PVs), ", ")),
 			Check:   Check{Kind: "vg", Name: vg.Name, Text: "volume group " + vg.Name + " exists"},
-			Actions: []Action{lvmRun(b.lvm.VGCreate(vg.Name, ext, b.paths(vg.PVs)))}})
+			Actions: []Action{lvmRun(b.lvm.VGCreate(vg.Name, ext, b.paths(vg.PVs), b.mixedSectors(vg) != nil))}})
 	}
 	last := []string{vgStep}
 	rest := lastRest(vg)
