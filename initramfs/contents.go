@@ -51,6 +51,9 @@ type ToolSpec struct {
 	Needs []string
 	// Package is the Debian package to install when it is missing.
 	Package string
+	// Files are host files that come with it as they are, at the same
+	// paths: shell libraries it sources, which are not run.
+	Files []string
 }
 
 var lvmCommands = []string{
@@ -65,8 +68,8 @@ var lvmCommands = []string{
 // what a restore runs; "fetch" is what hands off to configs and datasets:
 // git for config repositories (with git-remote-http: libcurl and its GnuTLS,
 // Kerberos and LDAP libraries cost 4.3 MiB of the group's 6.1 MiB, but
-// without it git could only clone file:// and git:// URLs, as the image has
-// no ssh client) and rsync for datasets over rsync://. "svn" is opt-in
+// without it git could only clone file://, git:// and ssh URLs), git
+// submodule, ssh, and rsync for datasets over rsync:// and ssh. "svn" is opt-in
 // (Options.Extras) because APR, serf, sqlite and Berkeley DB add 3.3 MiB
 // compressed, which would take the default image past 40 MB.
 var Tools = []ToolSpec{
@@ -111,6 +114,21 @@ var Tools = []ToolSpec{
 	{Name: "git", Group: "fetch", Probe: []string{"--version"}, Package: "git"},
 	// git runs git-remote-http for http(s) remotes; it carries libcurl.
 	{Name: "git-remote-http", Group: "fetch", HostPath: "/usr/lib/git-core/git-remote-http", AnyExit: true, Aliases: []string{"git-remote-https"}, Package: "git"},
+	// git submodule is a shell script in Debian 12's git (2.39), run under
+	// busybox sh (its basename, sed and uname are busybox applets there): it
+	// sources git-sh-setup and git-sh-i18n from git's exec path, and
+	// gettext.sh, with gettext and envsubst, for its messages (without them
+	// git-sh-i18n falls back on git-sh-i18n--envsubst, a 2.1 MB program).
+	// Run directly, without git's exec path on PATH, it stops at sourcing
+	// git-sh-setup (exit 2): the probe proves its interpreter runs.
+	{Name: "git-submodule", Group: "fetch", HostPath: "/usr/lib/git-core/git-submodule", Probe: []string{"-h"}, AnyExit: true, Package: "git",
+		Files: []string{"/usr/lib/git-core/git-sh-setup", "/usr/lib/git-core/git-sh-i18n", "/usr/bin/gettext.sh"}, Needs: []string{"git", "gettext", "envsubst", "busybox"}},
+	{Name: "gettext", Group: "fetch", Probe: []string{"--version"}, Package: "gettext-base"},
+	{Name: "envsubst", Group: "fetch", Probe: []string{"--version"}, Package: "gettext-base"},
+	// The ssh client for git, rsync and svn over ssh (handoff passes the key
+	// and known_hosts on its command line); its libraries are already here
+	// for git-remote-http and cryptsetup: it adds 0.4 MB compressed.
+	{Name: "ssh", Group: "fetch", Probe: []string{"-V"}, Package: "openssh-client"},
 	{Name: "rsync", Group: "fetch", Probe: []string{"--version"}, Package: "rsync"},
 	{Name: "svn", Group: "svn", Probe: []string{"--version", "--quiet"}, Package: "subversion"},
 }

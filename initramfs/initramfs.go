@@ -572,6 +572,13 @@ func (b *builder) systemRecords(ix *ModuleIndex, plan ModulePlan, tools []hostTo
 		for _, al := range t.Aliases {
 			recs = append(recs, cpio.Symlink(filepath.Join(filepath.Dir(t.Dst), al), filepath.Base(t.Dst)))
 		}
+		for _, f := range t.Files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				return nil, nil, fmt.Errorf("initramfs: %s's file: %w (apt-get install %s)", t.Name, err, t.Package)
+			}
+			recs = append(recs, cpio.StaticRecord(data, cpio.Info{Name: strings.TrimPrefix(f, "/"), Mode: cpio.S_IFREG | 0o644}))
+		}
 		if t.Name == "git" {
 			for name, target := range gitExecLinks {
 				recs = append(recs, cpio.Symlink(name, target))

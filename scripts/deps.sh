@@ -11,7 +11,7 @@ packages=(
   systemd-boot-efi grub-efi-amd64-bin grub-pc-bin grub-common isolinux syslinux syslinux-common mtools xorriso
   debootstrap zstd xz-utils cpio git subversion rsync busybox-static dnsmasq-base tmux curl ca-certificates
   openssh-server
-  apache2 libapache2-mod-svn
+  apache2 libapache2-mod-svn gettext-base openssh-client
 )
 
 missing=()
