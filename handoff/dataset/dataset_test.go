@@ -1,10 +1,16 @@
 package dataset
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stratahq/strata/handoff/creds"
+	"github.com/stratahq/strata/handoff/manifest"
 	"github.com/stratahq/strata/handoff/pattern"
 	"github.com/stratahq/strata/handoff/place"
 	"github.com/stratahq/strata/internal/run"
@@ -49,7 +55,7 @@ func TestRsyncArgs(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := run.Quote(RsyncArgs(src, "/mnt/strata/home/me/music", pattern.Set{Include: []string{"favourites/**"}, Exclude: []string{"*.tmp"}}, place.Owner{UID: 1000, GID: 100}, ssh, true))
-	want := "-rlpt --numeric-ids --chown=1000:100 --partial --partial-dir=.strata-partial --timeout=120 --info=progress2 --no-inc-recursive --stats --exclude=/.strata-staging --include=/SHA256SUMS '--exclude=*.tmp' '--include=*/' '--include=favourites/**' '--exclude=*' --prune-empty-dirs --password-file=- -- rsync://backup@h:8873/media/music/ /mnt/strata/home/me/music/"
+	want := "-rlpt --numeric-ids --chown=1000:100 --partial --partial-dir=.strata-partial --timeout=120 --info=progress2 --no-inc-recursive --stats --out-format=strata-done:%n --exclude=/.strata-staging --include=/SHA256SUMS '--exclude=*.tmp' '--include=*/' '--include=favourites/**' '--exclude=*' --prune-empty-dirs --password-file=- -- rsync://backup@h:8873/media/music/ /mnt/strata/home/me/music/"
 	if got != want {
 		t.Errorf("rsync argv:\n got %s\nwant %s", got, want)
 	}
@@ -72,5 +78,49 @@ func TestRsyncProgress(t *testing.T) {
 	}
 	if w.stats.files != 10 || w.stats.size != 6553600 {
 		t.Errorf("stats %+v", w.stats)
+	}
+}
+
+// The early hasher takes a file once rsync has printed the next line (the
+// file is renamed into place by then), and verifyTree trusts an early sum
+// only while the file is the same inode, ctime and size.
+func TestEarlyHashes(t *testing.T) {
+	dest := t.TempDir()
+	write := func(name, content string) string {
+		t.Helper()
+		tmp := filepath.Join(dest, ".tmp-"+name)
+		if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dest, name)); err != nil { // as rsync does
+			t.Fatal(err)
+		}
+		s := sha256.Sum256([]byte(content))
+		return hex.EncodeToString(s[:])
+	}
+	sumA := write("a", "first a")
+	sumB := write("b", "b")
+	e := newEarlyHasher(dest)
+	for _, l := range []string{"a", "sub/", "b"} {
+		e.add(l)
+	}
+	early := e.stop()
+	if _, ok := early["a"]; !ok || len(early) != 1 {
+		t.Fatalf("early sums %v, want a only (b was the last line)", early)
+	}
+	if early["a"].sum != sumA {
+		t.Errorf("early sum of a %s, want %s", early["a"].sum, sumA)
+	}
+	// a replaced after it was hashed: its early sum must not count.
+	sumA2 := write("a", "second a")
+	entries := []manifest.Entry{{Path: "a", SHA256: sumA2, Line: 1}, {Path: "b", SHA256: sumB, Line: 2}}
+	if n, _, err := verifyTree(context.Background(), dest, entries, 2, early); err != nil || n != 2 {
+		t.Fatalf("a replaced after its early hash: %d, %v", n, err)
+	}
+	// An early sum for the file as it is now is used without reading it.
+	id, _ := statIdentity(filepath.Join(dest, "b"))
+	early = map[string]earlySum{"b": {hashed{strings.Repeat("0", 64), id.size}, id.ino, id.ctimeNs}}
+	if _, _, err := verifyTree(context.Background(), dest, entries[1:], 2, early); err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
+		t.Fatalf("an early sum for the file in place was not used: %v", err)
 	}
 }

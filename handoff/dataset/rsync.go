@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/stratahq/strata/handoff/creds"
@@ -68,7 +69,7 @@ func RsyncSource(raw string, m creds.Match) (string, []string, error) {
 func RsyncArgs(src, dest string, sel pattern.Set, o place.Owner, ssh []string, manifest bool) []string {
 	args := []string{"-rlpt", "--numeric-ids", fmt.Sprintf("--chown=%d:%d", o.UID, o.GID),
 		"--partial", "--partial-dir=" + PartialDir, "--timeout=120",
-		"--info=progress2", "--no-inc-recursive", "--stats",
+		"--info=progress2", "--no-inc-recursive", "--stats", "--out-format=" + doneMarker + "%n",
 		"--exclude=/" + place.StagingName}
 	if manifest && !sel.Empty() {
 		args = append(args, "--include=/"+DefaultManifest)
@@ -151,8 +152,10 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 
 	args := RsyncArgs(src, dest, sel, opt.Owner, ssh, p.Manifest == "")
 	var stats rsyncStats
+	early := newEarlyHasher(dest)
+	defer early.stop()
 	for attempt := 0; ; attempt++ {
-		pw := &progressWriter{report: opt.Progress, base: stats.bytes}
+		pw := &progressWriter{report: opt.Progress, base: stats.bytes, done: early.add}
 		_, err := opt.Runner.Run(ctx, run.Cmd{Name: "rsync", Args: args, Stdin: strings.NewReader(password), Stdout: pw})
 		pw.flush()
 		stats = pw.stats
@@ -205,7 +208,7 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 		if entries, err = selectEntries(entries, sel, "the manifest"); err != nil {
 			return res, err
 		}
-		n, size, err := verifyTree(ctx, dest, entries, opt.FileJobs)
+		n, size, err := verifyTree(ctx, dest, entries, opt.FileJobs, early.stop())
 		if err != nil {
 			return res, err
 		}
@@ -233,10 +236,92 @@ func explainRsync(err error) error {
 	return err
 }
 
-// verifyTree checks the files a manifest lists against their SHA-256. A file
-// that does not match is removed, so the next run fetches it again (rsync's
-// quick check would otherwise keep it).
-func verifyTree(ctx context.Context, dest string, entries []manifest.Entry, jobs int) (int64, int64, error) {
+// doneMarker starts the line rsync prints for each item it transferred
+// (--out-format), so files are hashed while the transfer goes on.
+const doneMarker = "strata-done:"
+
+// earlyHasher hashes files rsync has finished while it transfers the next
+// ones, on another core, so that verifying the dataset afterwards is mostly
+// a stat per file instead of a second pass over the data. rsync prints a
+// file's line just before it renames the file into place; its next line
+// means the rename happened. A hash only counts if the file is the same
+// inode with the same ctime and size at the end (rsync replaces a file by
+// renaming a new one over it): otherwise it is hashed again then.
+type earlyHasher struct {
+	dest    string
+	queue   chan string
+	pending string // the last name printed, not yet known to be in place
+	mu      sync.Mutex
+	sums    map[string]earlySum
+	done    chan struct{}
+	once    sync.Once
+}
+
+type earlySum struct {
+	hashed
+	ino, ctimeNs int64
+}
+
+func newEarlyHasher(dest string) *earlyHasher {
+	e := &earlyHasher{dest: dest, queue: make(chan string, 1<<16), sums: map[string]earlySum{}, done: make(chan struct{})}
+	go func() {
+		defer close(e.done)
+		buf := make([]byte, 1<<20)
+		for rel := range e.queue {
+			p := filepath.Join(e.dest, filepath.FromSlash(rel))
+			before, err1 := statIdentity(p)
+			h, err := hashFile(p, buf)
+			after, err2 := statIdentity(p)
+			if err != nil || err1 != nil || err2 != nil || before != after {
+				continue // hashed again at the end
+			}
+			e.mu.Lock()
+			e.sums[rel] = earlySum{h, after.ino, after.ctimeNs}
+			e.mu.Unlock()
+		}
+	}()
+	return e
+}
+
+// add hears each name rsync prints; the one before it is now in place.
+func (e *earlyHasher) add(name string) {
+	if e.pending != "" {
+		select {
+		case e.queue <- e.pending:
+		default: // the hasher is behind: this one is hashed at the end
+		}
+	}
+	e.pending = ""
+	if !strings.HasSuffix(name, "/") {
+		e.pending = name
+	}
+}
+
+// stop waits for the hasher and returns what it hashed (after a successful
+// transfer the last file printed is in place too: the caller verifies it).
+func (e *earlyHasher) stop() map[string]earlySum {
+	e.once.Do(func() { close(e.queue) })
+	<-e.done
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.sums
+}
+
+type identity struct{ ino, ctimeNs, size int64 }
+
+func statIdentity(p string) (identity, error) {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		return identity{}, err
+	}
+	return identity{int64(st.Ino), st.Ctim.Nano(), st.Size}, nil
+}
+
+// verifyTree checks the files a manifest lists against their SHA-256, using
+// the sums hashed during the transfer where the file is still the one that
+// was hashed. A file that does not match is removed, so the next run
+// fetches it again (rsync's quick check would otherwise keep it).
+func verifyTree(ctx context.Context, dest string, entries []manifest.Entry, jobs int, early map[string]earlySum) (int64, int64, error) {
 	var mu sync.Mutex
 	var errs []error
 	var size int64
@@ -249,7 +334,16 @@ func verifyTree(ctx context.Context, dest string, entries []manifest.Entry, jobs
 			buf := make([]byte, 1<<20)
 			for e := range work {
 				p := filepath.Join(dest, filepath.FromSlash(e.Path))
-				n, err := hashFile(p, buf)
+				var n hashed
+				var err error
+				if es, ok := early[e.Path]; ok {
+					if id, serr := statIdentity(p); serr == nil && id == (identity{es.ino, es.ctimeNs, es.size}) {
+						n = es.hashed
+					}
+				}
+				if n.sum == "" {
+					n, err = hashFile(p, buf)
+				}
 				mu.Lock()
 				switch {
 				case err != nil:
@@ -319,6 +413,7 @@ type rsyncStats struct {
 // Progress reports.
 type progressWriter struct {
 	report func(Progress)
+	done   func(name string) // hears each transferred item's name
 	base   int64
 	line   []byte
 	stats  rsyncStats
@@ -345,6 +440,12 @@ func (w *progressWriter) Write(p []byte) (int, error) {
 func (w *progressWriter) flush() { w.parse(string(w.line)); w.line = nil }
 
 func (w *progressWriter) parse(line string) {
+	if name, ok := strings.CutPrefix(line, doneMarker); ok {
+		if w.done != nil {
+			w.done(name)
+		}
+		return
+	}
 	num := func(s string) int64 { n, _ := strconv.ParseInt(strings.ReplaceAll(s, ",", ""), 10, 64); return n }
 	if m := progressRE.FindStringSubmatch(line); m != nil {
 		b := num(m[1])
