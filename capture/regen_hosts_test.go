@@ -4,15 +4,14 @@ import (
 	"archive/tar"
 	"context"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stratahq/strata/capture/internal/guestrec"
 	"github.com/stratahq/strata/internal/run"
 	"github.com/stratahq/strata/qemu-tests/vm"
 )
@@ -78,33 +77,11 @@ func TestRegenHosts(t *testing.T) {
 			disks = append(disks, vm.Disk{Path: out})
 			v := vm.StartT(t, vm.Config{Kernel: filepath.Join(dir, "vmlinuz"), Initrd: filepath.Join(dir, "initramfs.cpio.zst"),
 				Firmware: sc.firmware, Append: "console=ttyS0 strata.rescue=none strata.wizard=off", Disks: disks, MemoryMB: 1536, Timeout: 15 * time.Minute})
-			if _, err := v.Expect(`here is a shell`, 5*time.Minute); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(3 * time.Second)
-			cmd := fmt.Sprintf("mkdir -p /tmp/s; busybox tar -xf %s -C /tmp/s; gosh /tmp/s/%s.run; busybox tar -cf %s -C /tmp o\r", letter(len(disks)-2), sc.name, letter(len(disks)-1))
-			if err := v.Send(cmd); err != nil {
-				t.Fatal(err)
-			}
-			// The live shell's line editor sometimes drops the Enter of a
-			// line typed while it starts up: press it again if need be.
-			for try := 0; ; try++ {
-				if _, err := v.Expect(`@@STARTED@@`, 90*time.Second); err == nil {
-					break
-				} else if try == 2 {
-					t.Fatal(err)
-				}
-				v.Send("\r")
-			}
-			if _, err := v.Expect(`@@ALL-DONE@@`, 10*time.Minute); err != nil {
-				t.Fatal(err)
-			}
+			guestrec.Run(t, v, fmt.Sprintf("mkdir -p /tmp/s; busybox tar -xf %s -C /tmp/s; gosh /tmp/s/%s.run; busybox tar -cf %s -C /tmp o",
+				letter(len(disks)-2), sc.name, letter(len(disks)-1)), 10*time.Minute)
 			time.Sleep(3 * time.Second) // the final tar
-			if fails := regexp.MustCompile(`@@FAIL-(\d+)@@ (\d+)`).FindAllString(v.Console().Output(), -1); len(fails) > 0 {
-				t.Errorf("guest commands failed: %v\n%s", fails, v.Tail(60))
-			}
 			v.Kill()
-			unpack(t, out, filepath.Join("testdata", "hosts"))
+			guestrec.Unpack(t, out, filepath.Join("testdata", "hosts"))
 		})
 	}
 }
@@ -116,17 +93,6 @@ func packScripts(t *testing.T, dst, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sh strings.Builder
-	sh.WriteString("echo @@STARTED@@\n")
-	n := 0
-	for _, l := range strings.Split(string(src), "\n") {
-		if l = strings.TrimSpace(l); l == "" || strings.HasPrefix(l, "#") {
-			continue
-		}
-		n++
-		fmt.Fprintf(&sh, "%s || echo @@FAIL-%d@@ $?\n", l, n)
-	}
-	sh.WriteString("echo @@ALL-DONE@@\n")
 	f, err := os.Create(dst)
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +102,7 @@ func packScripts(t *testing.T, dst, name string) {
 		tw.WriteHeader(&tar.Header{Name: name, Mode: mode, Size: int64(len(data)), Typeflag: tar.TypeReg})
 		tw.Write(data)
 	}
-	add(name+".run", []byte(sh.String()), 0o755)
+	add(name+".run", []byte(guestrec.Numbered(string(src))), 0o755)
 	base := filepath.Join("testdata", "guest")
 	filepath.WalkDir(filepath.Join(base, name), func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -157,38 +123,4 @@ func packScripts(t *testing.T, dst, name string) {
 	tw.Close()
 	f.Write(make([]byte, 64<<10))
 	f.Close()
-}
-
-func unpack(t *testing.T, img, dst string) {
-	f, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	n := 0
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Typeflag != tar.TypeReg {
-			continue
-		}
-		rel := strings.TrimPrefix(strings.TrimPrefix(h.Name, "/"), "o/")
-		b, _ := io.ReadAll(tr)
-		p := filepath.Join(dst, rel)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("recorded %s (%d bytes)", p, len(b))
-		n++
-	}
-	if n == 0 {
-		t.Fatal("the guest wrote nothing")
-	}
 }

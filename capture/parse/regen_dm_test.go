@@ -3,15 +3,14 @@ package parse_test
 import (
 	"archive/tar"
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stratahq/strata/capture/internal/guestrec"
 	"github.com/stratahq/strata/internal/run"
 	"github.com/stratahq/strata/qemu-tests/vm"
 )
@@ -85,70 +84,15 @@ func recordInGuest(t *testing.T, scriptPath string, fw vm.Firmware, disks []stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	var guest strings.Builder
-	n := 0
-	for _, line := range strings.Split(string(script), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		n++
-		fmt.Fprintf(&guest, "%s || echo @@FAIL-%d@@ $?\n", line, n)
-	}
-	guest.WriteString("echo @@ALL-DONE@@\n")
 	scriptDisk := filepath.Join(dir, "script.tar")
-	writeTar(t, scriptDisk, "regen.sh", guest.String())
+	writeTar(t, scriptDisk, "regen.sh", guestrec.Numbered(string(script)))
 	vdisks = append(vdisks, vm.Disk{Path: scriptDisk, ReadOnly: true})
 	v := vm.StartT(t, vm.Config{Firmware: fw, Kernel: kernel, Initrd: initrd, Append: "console=ttyS0 strata.rescue=none strata.wizard=off", Disks: vdisks,
 		MemoryMB: 1024, Timeout: 15 * time.Minute})
-	if _, err := v.Expect(`here is a shell`, 4*time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := v.Expect(vm.LivePrompt, time.Minute); err != nil { // keys sent earlier are lost
-		t.Fatal(err)
-	}
 	dev := "/dev/vd" + string(rune('a'+len(vdisks)-1))
-	if err := v.TypeLine("busybox tar -xf "+dev+" -C /tmp; gosh /tmp/regen.sh", 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := v.Expect(`(?m)^@@ALL-DONE@@`, 10*time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if fails := regexp.MustCompile(`@@FAIL-(\d+)@@ (\d+)`).FindAllString(v.Console().Output(), -1); len(fails) > 0 {
-		t.Errorf("guest commands failed (numbered from 1, comments skipped): %v\n%s", fails, v.Tail(60))
-	}
+	guestrec.Run(t, v, "busybox tar -xf "+dev+" -C /tmp; gosh /tmp/regen.sh", 10*time.Minute)
 	v.Kill()
-	f, err := os.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	got := 0
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", out, err)
-		}
-		if h.Typeflag != tar.TypeReg {
-			continue
-		}
-		rel := strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(h.Name, "/"), "tmp/"), "o/")
-		dst := filepath.Join("testdata", rel)
-		os.MkdirAll(filepath.Dir(dst), 0o755)
-		b, _ := io.ReadAll(tr)
-		if err := os.WriteFile(dst, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		got++
-		t.Logf("recorded %s (%d bytes)", dst, len(b))
-	}
-	if got == 0 {
-		t.Fatal("the guest wrote no fixtures")
-	}
+	guestrec.Unpack(t, out, "testdata")
 }
 
 // liveImage finds the live kernel and initramfs: $STRATA_LIVE_DIR, else
