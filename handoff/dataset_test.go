@@ -130,7 +130,7 @@ func TestArchiveDataset(t *testing.T) {
 	p := &profile.Profile{Datasets: []profile.Dataset{
 		{Name: "zst", Source: "archives/photos.tar.zst", SHA256: sums["zst"], Path: "/srv/zst"},
 		{Name: "xz", Source: server + "archives/photos.tar.xz", SHA256: sums["xz"], Path: "/srv/xz"},
-		{Name: "gz", Source: "archives/photos.tar.gz", SHA256: sums["gz"], Path: "/srv/gz"},
+		{Name: "gz", Source: "archives/photos.tar.gz", SHA256: sums["gz"], Path: "/srv/gz", Owner: "strata-only"},
 		{Name: "plain", Source: "archives/other.tar", Path: "/srv/plain"}, // sha256 from SHA256SUMS next to it
 		{Name: "sel", Kind: "selection", Source: "archives/photos.tar.zst", SHA256: sums["zst"], Include: []string{"2024/", "docs/**"}, Path: "/srv/sel"},
 	}}
@@ -153,6 +153,18 @@ func TestArchiveDataset(t *testing.T) {
 	}
 	if owner(t, filepath.Join(root, "srv/zst/2023/a.jpg")) != "0:0" {
 		t.Error("archive owners used instead of the dataset's")
+	}
+	// A dataset owner (known only to the target) owns all of an archive.
+	for _, f := range []string{"srv/gz", "srv/gz/2023", "srv/gz/2023/a.jpg", "srv/gz/latest.jpg", "srv/gz/bin/tool"} {
+		if o := owner(t, filepath.Join(root, f)); o != "4242:4343" {
+			t.Errorf("/%s owned by %s, want the dataset's 4242:4343", f, o)
+		}
+	}
+	if mode(t, filepath.Join(root, "srv/gz/bin/tool")) != "0755" {
+		t.Error("archive modes not kept under a dataset owner")
+	}
+	if n := strings.Count(want, "\n") + 1; r.status(t, "gz").Files != int64(n) || r.status(t, "zst").Files != int64(n) {
+		t.Errorf("files reported: gz %d, zst %d; the archive has %d", r.status(t, "gz").Files, r.status(t, "zst").Files, n)
 	}
 	if got := listing(t, filepath.Join(root, "srv/sel")); !strings.HasPrefix(got, "2024/b.jpg=") || !strings.Contains(got, "docs/readme.txt=") || strings.Count(got, "\n") != 1 {
 		t.Errorf("archive selection took:\n%s", got)

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -94,7 +93,7 @@ func fetchArchive(ctx context.Context, d profile.Dataset, p Plan, sel pattern.Se
 		}()
 		in = pr
 	}
-	st, err := unpack.Archive(ctx, in, stage, unpack.Options{NoOwners: true, Progress: func(n int64, _ string) {
+	st, err := unpack.Archive(ctx, in, stage, unpack.Options{Owner: &unpack.Owner{UID: opt.Owner.UID, GID: opt.Owner.GID}, Progress: func(n int64, _ string) {
 		entries.Store(n)
 		report()
 	}})
@@ -122,14 +121,11 @@ func fetchArchive(ctx context.Context, d profile.Dataset, p Plan, sel pattern.Se
 	}
 	report()
 	res.Resumes = r.Resumes()
-	files, size, err := ownAndCount(stage, opt.Owner)
-	if err != nil {
-		return res, err
-	}
+	// (unpack gave every entry its owner as it made it, and counted)
 	if err := place.Merge(stage, dest, place.MergeOptions{Owner: &opt.Owner}); err != nil {
 		return res, err
 	}
-	res.Files, res.Bytes = files, size
+	res.Files, res.Bytes = st.Files, st.Size
 	if res.Files == 0 && st.Entries == 0 {
 		return res, fmt.Errorf("archive %s is empty", p.Source)
 	}
@@ -195,24 +191,4 @@ func filterTar(r io.Reader, w io.Writer, sel pattern.Set) error {
 	// Read the compressed stream to its end so its checksum is checked.
 	_, err = io.Copy(io.Discard, r)
 	return err
-}
-
-// ownAndCount gives everything below stage to o and sums its regular
-// files, in one walk.
-func ownAndCount(stage string, o place.Owner) (files, size int64, err error) {
-	err = filepath.WalkDir(stage, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type().IsRegular() {
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			files++
-			size += info.Size()
-		}
-		return place.ChownOne(p, o)
-	})
-	return files, size, err
 }

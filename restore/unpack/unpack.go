@@ -48,11 +48,19 @@ type Options struct {
 	Progress func(entries int64, name string)
 	// NoOwners skips chown (for tests run as an unprivileged user).
 	NoOwners bool
+	// Owner, when set, owns every entry instead of the archive's owners
+	// (a dataset's owner), given as each entry is made: no walk afterwards.
+	Owner *Owner
 }
+
+// Owner is a numeric owner and group.
+type Owner struct{ UID, GID int }
 
 // Stats describe a finished extraction.
 type Stats struct {
 	Entries   int64
+	Files     int64 // regular files, hard links included
+	Size      int64 // their apparent size
 	Bytes     int64 // file content written
 	HardLinks int64
 	Devices   int64
@@ -103,7 +111,12 @@ func Archive(ctx context.Context, r io.Reader, root string, opt Options) (Stats,
 		return Stats{}, fmt.Errorf("open target root %s: %w", root, err)
 	}
 	defer unix.Close(rootFD)
-	x := &extractor{root: root, rootFD: rootFD, opt: opt, dirFD: -1, buf: make([]byte, copyBlock), umask: processUmask()}
+	x := &extractor{root: root, rootFD: rootFD, opt: opt, dirFD: -1, buf: make([]byte, copyBlock), umask: processUmask(), chown: !opt.NoOwners}
+	if o := opt.Owner; o != nil {
+		// What the extractor creates is already the process's: a chown to
+		// it would change nothing (no directory is set-gid until the end).
+		x.chown = o.UID != os.Geteuid() || o.GID != os.Getegid()
+	}
 	defer x.dropDir()
 	tr := tar.NewReader(plain)
 	for {
@@ -149,6 +162,15 @@ type extractor struct {
 	dirFD  int
 	buf    []byte // the copy buffer, reused for every file
 	umask  int    // the process's umask, -1 when unknown
+	chown  bool   // entries are given owners
+}
+
+// owner is who owns an entry: Options.Owner, else the archive's.
+func (x *extractor) owner(h *tar.Header) (int, int) {
+	if o := x.opt.Owner; o != nil {
+		return o.UID, o.GID
+	}
+	return h.Uid, h.Gid
 }
 
 // copyBlock is the unit of copying and of hole detection.
@@ -363,7 +385,9 @@ func (x *extractor) entry(h *tar.Header, r io.Reader) error {
 		}
 		n, werr := writeSparse(fd, r, h.Size, x.buf)
 		x.stats.Bytes += n
-		if werr == nil && (chmod || !x.opt.NoOwners || len(h.PAXRecords) > 0) {
+		x.stats.Files++
+		x.stats.Size += h.Size
+		if werr == nil && (chmod || x.chown || len(h.PAXRecords) > 0) {
 			werr = x.meta(fd, h, mode, chmod)
 		}
 		if werr == nil {
@@ -377,8 +401,9 @@ func (x *extractor) entry(h *tar.Header, r io.Reader) error {
 		if err := x.retry(pfd, base, rel, func() error { return unix.Symlinkat(h.Linkname, pfd, base) }); err != nil {
 			return fmt.Errorf("symlink: %w", err)
 		}
-		if !x.opt.NoOwners {
-			if err := unix.Fchownat(pfd, base, h.Uid, h.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if x.chown {
+			uid, gid := x.owner(h)
+			if err := unix.Fchownat(pfd, base, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 				return fmt.Errorf("chown symlink: %w", err)
 			}
 		}
@@ -400,6 +425,11 @@ func (x *extractor) entry(h *tar.Header, r io.Reader) error {
 			return fmt.Errorf("hard link to %s: %w", target, err)
 		}
 		x.stats.HardLinks++
+		var st unix.Stat_t
+		if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+			x.stats.Files++
+			x.stats.Size += st.Size
+		}
 		return nil
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		kind := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[h.Typeflag]
@@ -408,8 +438,9 @@ func (x *extractor) entry(h *tar.Header, r io.Reader) error {
 			return fmt.Errorf("mknod: %w", err)
 		}
 		x.stats.Devices++
-		if !x.opt.NoOwners {
-			if err := unix.Fchownat(pfd, base, h.Uid, h.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if x.chown {
+			uid, gid := x.owner(h)
+			if err := unix.Fchownat(pfd, base, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 				return fmt.Errorf("chown: %w", err)
 			}
 		}
@@ -423,8 +454,9 @@ func (x *extractor) entry(h *tar.Header, r io.Reader) error {
 
 // meta applies owner, mode (after chown, which clears set-id bits) and xattrs.
 func (x *extractor) meta(fd int, h *tar.Header, mode uint32, chmod bool) error {
-	if !x.opt.NoOwners {
-		if err := unix.Fchown(fd, h.Uid, h.Gid); err != nil {
+	if x.chown {
+		uid, gid := x.owner(h)
+		if err := unix.Fchown(fd, uid, gid); err != nil {
 			return fmt.Errorf("chown: %w", err)
 		}
 		chmod = true // chown cleared any set-id bits

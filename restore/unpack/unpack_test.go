@@ -383,3 +383,32 @@ func benchExtract(b *testing.B, extract func(data []byte, root string) error) {
 		}
 	}
 }
+
+// Options.Owner gives every entry one owner as it is made, keeping set-id
+// bits (which chown clears), and Stats count the regular files.
+func TestArchiveOwnerOverride(t *testing.T) {
+	needRoot(t)
+	root := t.TempDir()
+	st, err := Archive(context.Background(), bytes.NewReader(systemTar(t)), root, Options{Owner: &Owner{UID: 4242, GID: 4343}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// etc/passwd, group, shadow, su, ping, sudoedit (a hard link), sparse.img
+	if st.Files != 7 || st.Size != int64(len("root:x:0:0::/root:/bin/sh\nme:x:1000:1000::/home/me:/bin/sh\n")+len("root:x:0:\nme:x:1000:\n")+len("root:*:1::::::\n")+3+3+3+8<<20+3) {
+		t.Errorf("stats %+v", st)
+	}
+	for _, rel := range []string{".", "etc", "etc/shadow", "usr/bin/su", "bin", "dev/null", "home/me", "var/lib/sparse.img"} {
+		var s unix.Stat_t
+		if err := unix.Lstat(filepath.Join(root, rel), &s); err != nil {
+			t.Fatal(err)
+		}
+		if s.Uid != 4242 || s.Gid != 4343 {
+			t.Errorf("%s owned by %d:%d, want 4242:4343", rel, s.Uid, s.Gid)
+		}
+	}
+	var su unix.Stat_t
+	_ = unix.Lstat(filepath.Join(root, "usr/bin/su"), &su)
+	if su.Mode&0o7777 != 0o4755 {
+		t.Errorf("su mode %o after chown, want 4755", su.Mode&0o7777)
+	}
+}
