@@ -384,6 +384,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.String() == "ctrl+c" && !m.running && m.failure == nil && m.scr != scrProgress {
 			return m.finish("shell")
 		}
+		if msg.String() == "ctrl+l" {
+			// Kernel messages on a console overwrite the screen: redraw it.
+			return m, tea.ClearScreen
+		}
 		if m.busy != "" && m.scr != scrProgress {
 			return m, nil // one command at a time; keys typed meanwhile are dropped
 		}

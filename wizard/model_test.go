@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	tea "github.com/charmbracelet/bubbletea"
+
 	"github.com/stratahq/strata/restore"
 	"github.com/stratahq/strata/restore/probe"
 )
@@ -121,6 +123,9 @@ func TestNetwork(t *testing.T) {
 	h.want(scrNetwork)
 	if !strings.Contains(h.m.status, "connection refused") {
 		t.Errorf("status %q", h.m.status)
+	}
+	if _, cmd := h.m.Update(tea.KeyMsg{Type: tea.KeyCtrlL}); cmd == nil || fmt.Sprintf("%T", cmd()) != "tea.clearScreenMsg" {
+		t.Error("ctrl+l does not redraw")
 	}
 	h.keys("ctrl+c")
 	if h.m.Result().Action != "shell" {
