@@ -315,3 +315,38 @@ func TestProgressBar(t *testing.T) {
 	h.now = t0.Add(12 * time.Second)
 	h.viewHas("25%", "50 MiB of 200 MiB", "5 MiB/s", "00:30 left", "[ >> ]", "system:image", "00:12")
 }
+
+// Two profile disks, chosen by hand: tab picks the profile disk, space
+// gives it the highlighted device; one device for both is refused.
+func TestTwoDisks(t *testing.T) {
+	f := newFakes()
+	f.entries = []Entry{{Name: "server", File: "server-raid1.yaml", Source: "server"}}
+	f.disks = append(f.disks, probe.Disk{Name: "vdb", Path: "/dev/vdb", Size: 10 << 30, LogicalSectorSize: 512, PhysicalSectorSize: 512, Transport: "virtio", Serial: "b"})
+	h := newHarness(t, f, Options{Server: "http://s"})
+	h.keys("enter", "enter", "enter")
+	h.want(scrDisks)
+	h.viewHas("(tab: the next profile disk)", "space use for a")
+	if h.m.plan != nil {
+		t.Fatal("by_path selectors matched virtio disks")
+	}
+	h.keys("down", "space") // a = vda
+	h.keys("tab")
+	h.viewHas("space use for b")
+	h.keys("space") // b = vda too
+	h.viewHas("refused:", "already the target of disk a")
+	h.keys("down", "space") // b = vdb
+	if h.m.plan == nil {
+		t.Fatalf("no plan: %v %s", h.m.problems, h.m.planErr)
+	}
+	h.viewHas("ok a -> /dev/vda", "ok b -> /dev/vdb")
+	h.keys("enter")
+	h.want(scrPlan)
+	h.keys("enter")
+	h.want(scrConfirm) // no LUKS, no remote repos: nothing to ask
+	h.viewHas("type the disks' names (vda vdb), separated by spaces, and press enter")
+	h.keys("vda", "enter")
+	h.want(scrConfirm)
+	h.m.confirm.SetValue("vda  vdb")
+	h.keys("enter")
+	h.want(scrDone)
+}

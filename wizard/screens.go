@@ -455,8 +455,12 @@ func (m *Model) viewDisks() []string {
 		out = append(out, m.item(i == m.diskCur, line+rest[0]))
 		out = append(out, rest[1:]...)
 	}
-	out = append(out, "", m.st.title.Render("Profile disk -> device"))
 	pds := m.profileDisks()
+	head := m.st.title.Render("Profile disk -> device")
+	if len(pds) > 1 {
+		head += "  (tab: the next profile disk)"
+	}
+	out = append(out, "", head)
 	for i, name := range pds {
 		dev := m.mapping[name]
 		how := ""
@@ -504,9 +508,5 @@ func (m *Model) helpDisks() string {
 	if pd := m.profileDisks(); len(pd) > 0 {
 		target = pd[min(m.pdiskCur, len(pd)-1)]
 	}
-	h := []string{"↑↓", "disk", "space", "use for " + target}
-	if len(m.profileDisks()) > 1 {
-		h = append(h, "tab", "profile disk")
-	}
-	return keys(append(h, "a", "auto", "r", "rescan", "enter", "plan", "esc", "back")...)
+	return keys("↑↓", "disk", "space", "use for "+target, "a", "auto", "r", "rescan", "enter", "plan", "esc", "back")
 }

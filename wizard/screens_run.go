@@ -259,11 +259,11 @@ func (m *Model) viewConfirm() []string {
 			out = append(out, "    now: "+c)
 		}
 	}
-	what := "the disk's name"
+	what := fmt.Sprintf("the disk's name (%s)", m.st.key.Render(m.confirmWant))
 	if len(m.plan.Disks) > 1 {
-		what = "the disks' names, separated by spaces,"
+		what = fmt.Sprintf("the disks' names (%s), separated by spaces,", m.st.key.Render(m.confirmWant))
 	}
-	out = append(out, "", fmt.Sprintf("To restore %s, type %s (%s) and press enter:", m.plan.Host, what, m.st.key.Render(m.confirmWant)),
+	out = append(out, "", fmt.Sprintf("To restore %s, type %s and press enter:", m.plan.Host, what),
 		"  "+m.field(m.confirm, true))
 	return out
 }
