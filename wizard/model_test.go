@@ -343,7 +343,7 @@ func TestTwoDisks(t *testing.T) {
 	h.want(scrPlan)
 	h.keys("enter")
 	h.want(scrConfirm) // no LUKS, no remote repos: nothing to ask
-	h.viewHas("type the disks' names (vda vdb), separated by spaces, and press enter")
+	h.viewHas("type the disks' names (vda vdb), separated by spaces,", "and press enter:")
 	h.keys("vda", "enter")
 	h.want(scrConfirm)
 	h.m.confirm.SetValue("vda  vdb")

@@ -263,8 +263,9 @@ func (m *Model) viewConfirm() []string {
 	if len(m.plan.Disks) > 1 {
 		what = fmt.Sprintf("the disks' names (%s), separated by spaces,", m.st.key.Render(m.confirmWant))
 	}
-	out = append(out, "", fmt.Sprintf("To restore %s, type %s and press enter:", m.plan.Host, what),
-		"  "+m.field(m.confirm, true))
+	out = append(out, "")
+	out = append(out, wrap(fmt.Sprintf("To restore %s, type %s and press enter:", m.plan.Host, what), m.w-2, "")...)
+	out = append(out, "  "+m.field(m.confirm, true))
 	return out
 }
 
