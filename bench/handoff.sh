@@ -8,6 +8,7 @@
 #   LARGE_MIB=64 SMALL_FILES=1000 SET_MIB=32 bench/handoff.sh   # a quick run
 #   BENCH_DIR=/var/tmp/hb bench/handoff.sh                       # work there (default: a mktemp dir)
 #   DEST=/var/tmp/hb/dest bench/handoff.sh                         # write to disk (default: tmpfs)
+#   BEFORE=8f69118 bench/handoff.sh   # also strata as of that commit, in the same rounds
 #
 # The destinations are on tmpfs (/dev/shm) by default, so the numbers
 # compare the tools rather than this VM's disk, whose small-file creates
@@ -39,6 +40,14 @@ for t in go curl tar zstd rsync sha256sum; do
   command -v "$t" >/dev/null || { echo "bench: $t is missing (make deps)" >&2; exit 1; }
 done
 go build -o "$bin" ./cmd/strata
+bin_before=""
+if [ -n "${BEFORE:-}" ]; then
+  # The older strata from `git archive` (the shared checkout is not touched).
+  rm -rf "$work/before-src" && mkdir -p "$work/before-src"
+  git archive "$BEFORE" | tar -x -C "$work/before-src"
+  bin_before="$work/strata-before"
+  (cd "$work/before-src" && go build -o "$bin_before" ./cmd/strata)
+fi
 
 free_port() {
   local p
@@ -117,14 +126,15 @@ dest=${DEST:-$work/dest}
 trap 'cleanup; rm -rf "$dest"' EXIT
 now() { date +%s.%N; }
 handoff() { "$bin" handoff --quiet --root "$dest" --server "$H/" "$@"; }
+handoff_before() { "$bin_before" handoff --quiet --root "$dest" --server "$H/" "$@"; }
 curltar() { mkdir -p "$dest/$2" && curl -fsS "$H/arch/$1" | tar -x -C "$dest/$2"; }
 curltarz() { mkdir -p "$dest/$2" && curl -fsS "$H/arch/$1" | zstd -d -q | tar -x -C "$dest/$2"; }
 four_curl() { for i in 1 2 3 4; do curltar "set$i.tar" "d/set$i"; done; }
 four_curl_par() { for i in 1 2 3 4; do curltar "set$i.tar" "d/set$i" & done; wait; }
 four_rsync() { for i in 1 2 3 4; do mkdir -p "$dest/d/set$i" && rsync -rlpt "$R/set$i/" "$dest/d/set$i/"; done; }
 four_rsync_par() { for i in 1 2 3 4; do (mkdir -p "$dest/d/set$i" && rsync -rlpt "$R/set$i/" "$dest/d/set$i/") & done; wait; }
-export dest H R bin
-export -f handoff curltar curltarz four_curl four_curl_par four_rsync four_rsync_par
+export dest H R bin bin_before
+export -f handoff handoff_before curltar curltarz four_curl four_curl_par four_rsync four_rsync_par
 
 # The plain per-file equivalent of a manifest dataset: curl, 4 at a time.
 awk -v h="$H" -v d="$dest" '{ n = $2; sub(/^\.\//, "", n); printf "url = \"%s/small/%s\"\noutput = \"%s/d/small/%s\"\n", h, n, d, n }' \
@@ -149,33 +159,40 @@ P_4r=$(profile sets-rsync "${sets_r[@]}")
 # Cases: label, then the command (bash). Rounds run every case once, so
 # noise from other load falls on all of them alike; the best round counts.
 labels=() cmds=()
+declare -A base_of
 case_() { labels+=("$1"); cmds+=("$2"); }
+# scase LABEL BASELINE ARGS: a strata case, compared with the BASELINE case
+# in the table, and the same with the BEFORE strata when there is one.
+scase() {
+  case_ "$1" "handoff $3"; base_of[$1]=$2
+  if [ -n "$bin_before" ]; then case_ "$1 @$BEFORE" "handoff_before $3"; base_of[$1 @$BEFORE]=$2; fi
+}
 ondisk=$([ "$(stat -f -c %T "$(dirname "$dest")")" = tmpfs ] && echo no || echo yes)
 case_ "large: curl | tar -x"          "curltar large.tar d/large"
 [ "$ondisk" = no ] || case_ "large: curl | tar -x; sync" "curltar large.tar d/large && sync -f \"\$dest\""
 case_ "large: rsync"                  "rsync -rlpt \"\$R/large/\" \"\$dest/\""
 [ "$ondisk" = no ] || case_ "large: rsync; sync" "rsync -rlpt \"\$R/large/\" \"\$dest/\" && sync -f \"\$dest\""
-case_ "large: strata archive"         "handoff $P_la"
-case_ "large: strata manifest"        "handoff $P_lm"
-case_ "large: strata rsync"           "handoff $P_lr"
+scase "large: strata archive"  "large: curl | tar -x" "$P_la"
+scase "large: strata manifest" "large: curl | tar -x" "$P_lm"
+scase "large: strata rsync"    "large: rsync"         "$P_lr"
 case_ "small: curl | zstd -d | tar -x" "curltarz small.tar.zst d/small"
 [ "$ondisk" = no ] || case_ "small: curl | zstd | tar; sync" "curltarz small.tar.zst d/small && sync -f \"\$dest\""
 case_ "small: curl each file (-Z 4)"  "curl -fsS --no-progress-meter --create-dirs --parallel --parallel-max 4 -K $work/small-urls.cfg"
 case_ "small: rsync"                  "rsync -rlpt \"\$R/small/\" \"\$dest/\""
 [ "$ondisk" = no ] || case_ "small: rsync; sync" "rsync -rlpt \"\$R/small/\" \"\$dest/\" && sync -f \"\$dest\""
-case_ "small: strata archive"         "handoff $P_sa"
-case_ "small: strata manifest"        "handoff $P_sm"
-case_ "small: strata rsync"           "handoff $P_sr"
+scase "small: strata archive"  "small: curl | zstd -d | tar -x" "$P_sa"
+scase "small: strata manifest" "small: curl each file (-Z 4)"   "$P_sm"
+scase "small: strata rsync"    "small: rsync"                   "$P_sr"
 case_ "4 sets: curl | tar serial"     "four_curl"
 case_ "4 sets: curl | tar parallel"   "four_curl_par"
 case_ "4 sets: rsync serial"          "four_rsync"
 case_ "4 sets: rsync parallel"        "four_rsync_par"
-case_ "4 sets: strata archive -j1"    "handoff --jobs 1 $P_4a"
-case_ "4 sets: strata archive -j4"    "handoff --jobs 4 $P_4a"
-case_ "4 sets: strata manifest -j1"   "handoff --jobs 1 $P_4m"
-case_ "4 sets: strata manifest -j4"   "handoff --jobs 4 $P_4m"
-case_ "4 sets: strata rsync -j1"      "handoff --jobs 1 $P_4r"
-case_ "4 sets: strata rsync -j4"      "handoff --jobs 4 $P_4r"
+scase "4 sets: strata archive -j1"  "4 sets: curl | tar serial"   "--jobs 1 $P_4a"
+scase "4 sets: strata archive -j4"  "4 sets: curl | tar parallel" "--jobs 4 $P_4a"
+scase "4 sets: strata manifest -j1" "4 sets: curl | tar serial"   "--jobs 1 $P_4m"
+scase "4 sets: strata manifest -j4" "4 sets: curl | tar parallel" "--jobs 4 $P_4m"
+scase "4 sets: strata rsync -j1"    "4 sets: rsync serial"        "--jobs 1 $P_4r"
+scase "4 sets: strata rsync -j4"    "4 sets: rsync parallel"      "--jobs 4 $P_4r"
 
 # children's user+sys seconds so far, from the shell's `times`
 # (`times` must run in this shell, not in a $(...) subshell: hence the file)
@@ -207,8 +224,8 @@ echo
 echo "hand-off on loopback: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), destination on $(stat -f -c %T "$(dirname "$dest")"), best of $RUNS"
 echo "large: one ${LARGE_MIB} MiB file; small: ${SMALL_FILES} files, ${ssz} MiB; 4 sets: 4 datasets of ${SET_MIB} MiB"
 echo
-printf '| %-32s | %8s | %8s | %11s | %9s |\n' "run" "best" "median" "throughput" "CPU"
-printf '|%s|%s|%s|%s|%s|\n' "----------------------------------" "----------" "----------" "-------------" "-----------"
+printf '| %-42s | %8s | %8s | %11s | %9s | %-38s |\n' "run" "best" "median" "throughput" "CPU" "time (CPU) vs the plain tool"
+printf '|%s|%s|%s|%s|%s|%s|\n' "--------------------------------------------" "----------" "----------" "-------------" "-----------" "----------------------------------------"
 for l in "${labels[@]}"; do
   case $l in
     large*) n=$LARGE_MIB ;;
@@ -216,8 +233,16 @@ for l in "${labels[@]}"; do
     *) n=$((4 * SET_MIB)) ;;
   esac
   read -r b m <<<"$(stat_ "${all[$l]}")"
-  printf '| %-32s | %6s s | %6s s | %5s MiB/s | %7s s |\n' "$l" "$b" "$m" "$(awk -v n="$n" -v t="$b" 'BEGIN { printf "%.0f", (t > 0 ? n / t : 0) }')" "${cpubest[$l]}"
+  vs=""
+  if [ -n "${base_of[$l]:-}" ]; then
+    bl=${base_of[$l]}
+    read -r bb _ <<<"$(stat_ "${all[$bl]}")"
+    vs=$(awk -v a="$b" -v b="$bb" -v c="${cpubest[$l]}" -v d="${cpubest[$bl]}" -v n="${bl#*: }" \
+      'BEGIN { printf "%.2fx (%.2fx) %s", (b > 0 ? a / b : 0), (d > 0 ? c / d : 0), n }')
+  fi
+  printf '| %-42s | %6s s | %6s s | %5s MiB/s | %7s s | %-38s |\n' "$l" "$b" "$m" "$(awk -v n="$n" -v t="$b" 'BEGIN { printf "%.0f", (t > 0 ? n / t : 0) }')" "${cpubest[$l]}" "$vs"
 done
 echo
 echo "throughput is of the best time; CPU is the client side's user+sys (the servers' is not counted), lowest of the rounds."
+echo "vs the plain tool: strata's best time and lowest CPU over the plain tool's, same rounds (below 1.00x: strata is faster)."
 echo "strata verifies every byte (sha256) and runs syncfs on the destination before it marks a dataset done."

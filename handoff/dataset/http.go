@@ -184,7 +184,7 @@ func fetchFile(ctx context.Context, dir string, e manifest.Entry, stage, dest st
 	staged := filepath.Join(stage, PartialHTTP, partialName(e))
 	var last int64
 	res, err := fetch.Download(ctx, src, staged, fetch.Options{Client: opt.Client, Header: opt.Creds.Lookup(src).Header(), Retries: opt.Retries, Log: opt.Log,
-		SHA256: e.SHA256, SumFrom: "the manifest",
+		SHA256: e.SHA256, SumFrom: "the manifest", Buffer: buf,
 		Progress: func(done, _ int64) { progress(done - last); last = done }})
 	if res.Reused > 0 {
 		opt.Log("dataset: %s: continued after the %d bytes an earlier run left", src, res.Reused)

@@ -23,8 +23,12 @@ const (
 )
 
 // readAheadMin is the size from which an object is received ahead of
-// writing it.
-const readAheadMin = 8 << 20
+// writing it; sidecarMin the size from which a download is recorded to be
+// continued.
+const (
+	readAheadMin = 8 << 20
+	sidecarMin   = 1 << 20
+)
 
 // sidecar is what DEST.part.json records.
 type sidecar struct {
@@ -62,13 +66,23 @@ func Download(ctx context.Context, raw, dest string, opt Options) (DownloadResul
 	}
 	part, side := dest+PartSuffix, dest+SidecarSuffix
 	opt.SHA256 = strings.ToLower(opt.SHA256)
-	from, sum, sc := resumable(part, side, full, opt.SHA256)
-	if from == 0 {
+	from, sum, sc, hadSide := resumable(part, side, full, opt.SHA256)
+	if from == 0 && hadSide {
 		os.Remove(side)
 	}
 	opt.From, opt.Validator, opt.prefix = from, sc.Validator, sum
+	wroteSide := from > 0
 	opt.onResponse = func(r *Reader, etag, modified string) error {
-		// Record the object before any of its bytes are written.
+		// Record the object before any of its bytes are written; not for
+		// a small one (fetched again whole, it costs less than the record).
+		if r.total >= 0 && r.total < sidecarMin {
+			if wroteSide { // a restart of a larger object
+				os.Remove(side)
+				wroteSide = false
+			}
+			return nil
+		}
+		wroteSide = true
 		return writeSidecar(side, sidecar{URL: full, Validator: r.validat, ETag: etag, Modified: modified, Size: r.total, SHA256: opt.SHA256})
 	}
 	r, err := Open(ctx, full, opt)
@@ -101,7 +115,11 @@ func Download(ctx context.Context, raw, dest string, opt Options) (DownloadResul
 		defer ra.Close()
 		src = ra
 	}
-	n, err := io.CopyBuffer(writerOnly{f}, src, make([]byte, 256<<10))
+	buf := opt.Buffer
+	if len(buf) == 0 {
+		buf = make([]byte, 256<<10)
+	}
+	n, err := io.CopyBuffer(writerOnly{f}, src, buf)
 	res.Transferred, res.Resumes = n, r.Resumes()
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("download %s: %w", part, cerr)
@@ -116,30 +134,36 @@ func Download(ctx context.Context, raw, dest string, opt Options) (DownloadResul
 	if err := os.Rename(part, dest); err != nil {
 		return res, fmt.Errorf("download %s: %w", dest, err)
 	}
-	os.Remove(side)
+	if wroteSide {
+		os.Remove(side)
+	}
 	return res, nil
 }
 
 // resumable says how much of part can be continued: its length, with the
 // SHA-256 state over those bytes, when the sidecar names the same URL and
-// expected sum and the object's validator; else 0.
-func resumable(part, side, url, want string) (int64, hash.Hash, sidecar) {
+// expected sum and the object's validator; else 0. It also says whether
+// there is a sidecar.
+func resumable(part, side, url, want string) (int64, hash.Hash, sidecar, bool) {
 	var sc sidecar
 	b, err := os.ReadFile(side)
-	if err != nil || json.Unmarshal(b, &sc) != nil || sc.URL != url || sc.SHA256 != want || sc.Validator == "" {
-		return 0, nil, sidecar{}
+	if err != nil {
+		return 0, nil, sidecar{}, !errors.Is(err, os.ErrNotExist)
+	}
+	if json.Unmarshal(b, &sc) != nil || sc.URL != url || sc.SHA256 != want || sc.Validator == "" {
+		return 0, nil, sidecar{}, true
 	}
 	f, err := os.Open(part)
 	if err != nil {
-		return 0, nil, sidecar{}
+		return 0, nil, sidecar{}, true
 	}
 	defer f.Close()
 	h := sha256.New()
 	n, err := io.CopyBuffer(h, f, make([]byte, 256<<10))
 	if err != nil || n == 0 || (sc.Size >= 0 && n > sc.Size) {
-		return 0, nil, sidecar{}
+		return 0, nil, sidecar{}, true
 	}
-	return n, h, sc
+	return n, h, sc, true
 }
 
 func writeSidecar(p string, sc sidecar) error {

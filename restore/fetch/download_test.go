@@ -192,7 +192,7 @@ func TestDownloadCorruptPrefix(t *testing.T) {
 // A different expected sum (the profile changed) does not continue the
 // old bytes; neither does a partial without a sidecar.
 func TestDownloadIgnoresForeignPartial(t *testing.T) {
-	data, sum := payload(500_000)
+	data, sum := payload(2 << 20)
 	srv := &objectServer{}
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
@@ -206,10 +206,35 @@ func TestDownloadIgnoresForeignPartial(t *testing.T) {
 	os.Remove(dest)
 	srv.set(data, `"v"`, 200_000)
 	Download(context.Background(), ts.URL+"/obj", dest, Options{SHA256: strings.Repeat("0", 64), Retries: -1})
+	if _, err := os.Stat(dest + SidecarSuffix); err != nil {
+		t.Fatalf("no sidecar after a cut: %v", err)
+	}
 	srv.set(data, `"v"`, 0)
 	res, err = Download(context.Background(), ts.URL+"/obj", dest, Options{SHA256: sum})
 	if err != nil || res.Reused != 0 {
 		t.Fatalf("other sum: %v, reused %d", err, res.Reused)
+	}
+}
+
+// A small object gets no sidecar: fetched again whole, it costs less than
+// recording it.
+func TestDownloadSmallNoSidecar(t *testing.T) {
+	data, sum := payload(200_000)
+	srv := &objectServer{}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	dest := filepath.Join(t.TempDir(), "obj")
+	srv.set(data, `"v"`, 100_000)
+	if _, err := Download(context.Background(), ts.URL+"/obj", dest, Options{SHA256: sum, Retries: -1}); err == nil {
+		t.Fatal("the transfer was not cut")
+	}
+	if _, err := os.Stat(dest + SidecarSuffix); err == nil {
+		t.Error("a sidecar for a 200 kB object")
+	}
+	srv.set(data, `"v"`, 0)
+	res, err := Download(context.Background(), ts.URL+"/obj", dest, Options{SHA256: sum})
+	if got, _ := os.ReadFile(dest); err != nil || !bytes.Equal(got, data) || res.Reused != 0 {
+		t.Errorf("second run: %v, reused %d", err, res.Reused)
 	}
 }
 

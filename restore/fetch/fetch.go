@@ -48,6 +48,8 @@ type Options struct {
 	// Restarted says so.
 	From      int64
 	Validator string
+	// Buffer, when set, is Download's copy buffer (reused across calls).
+	Buffer []byte
 
 	prefix     hash.Hash // SHA-256 of the first From bytes
 	onResponse func(r *Reader, etag, modified string) error
