@@ -350,3 +350,14 @@ func TestTwoDisks(t *testing.T) {
 	h.keys("enter")
 	h.want(scrDone)
 }
+
+func TestDiskTooSmall(t *testing.T) {
+	f := newFakes()
+	f.disks[1].Size = 512 << 20
+	h := newHarness(t, f, Options{Server: "http://s", Disks: map[string]string{"main": "vda"}})
+	h.keys("enter", "enter", "enter")
+	h.want(scrDisks)
+	h.viewHas("refused:", "/dev/vda (512 MiB) is too small", "short by")
+	h.keys("enter")
+	h.want(scrDisks)
+}
