@@ -531,7 +531,9 @@ func (b *builder) luks(l *profile.LUKS) {
 	if ver == 0 {
 		ver = 2
 	}
-	d := Device{Ref: l.Name, Kind: "luks", Path: "/dev/mapper/" + l.Name, Size: luksData(l, under.Size), Type: fmt.Sprintf("luks%d", ver),
+	align := luksAlign(b.ioTopology(l.Device))
+	off := luksOffset(l, align)
+	d := Device{Ref: l.Name, Kind: "luks", Path: "/dev/mapper/" + l.Name, Size: under.Size - off, Type: fmt.Sprintf("luks%d", ver),
 		Label: l.Label, Keep: b.keepDev[l.Name], On: []string{l.Device}}
 	switch {
 	case l.UUID != "":
@@ -542,9 +544,13 @@ func (b *builder) luks(l *profile.LUKS) {
 	if d.Size <= 0 {
 		b.errorf("luks %s: %s (%s) is too small for a LUKS header", l.Name, l.Device, profile.HumanBytes(under.Size))
 	}
-	if ver == 1 {
+	switch {
+	case align != mib:
+		b.plan.Assumptions = append(b.plan.Assumptions, fmt.Sprintf("LUKS%d %s data offset: %s (the header rounded up to %s's %s stripe, cryptsetup's alignment)",
+			ver, l.Name, profile.FormatBytes(off), l.Device, profile.FormatBytes(align)))
+	case ver == 1:
 		b.plan.Assumptions = append(b.plan.Assumptions, "LUKS1 data offset: 2 MiB (cryptsetup default for 256/512-bit keys)")
-	} else {
+	default:
 		b.plan.Assumptions = append(b.plan.Assumptions, "LUKS2 data offset: 16 MiB (cryptsetup 2.x default header)")
 	}
 	b.devs[l.Name] = b.addDevice(d)
@@ -557,15 +563,10 @@ func (b *builder) vg(vg *profile.VolumeGroup) {
 	}
 	var extents int64
 	for _, pv := range vg.PVs {
-		stripe := int64(0)
-		for i := range b.p.RAID {
-			if b.p.RAID[i].Name == pv {
-				stripe = mdStripe(&b.p.RAID[i])
-			}
-		}
-		extents += max((b.devs[pv].Size-pvStart(stripe))/ext, 0)
+		_, opt := b.ioTopology(pv)
+		extents += max((b.devs[pv].Size-pvStart(opt))/ext, 0)
 	}
-	b.plan.Assumptions = append(b.plan.Assumptions, "LVM physical volumes: data from 1 MiB (a full stripe on striped md)")
+	b.plan.Assumptions = append(b.plan.Assumptions, "LVM physical volumes: data from 1 MiB (rounded up to a full stripe on striped md, directly or through LUKS)")
 	if m := b.mixedSectors(vg); m != nil {
 		b.plan.Assumptions = append(b.plan.Assumptions, fmt.Sprintf("LVM %s: its PVs have %s-byte sectors; vgcreate is told to allow the mix (devices/allow_mixed_block_sizes=1), and its LVs get the largest", vg.Name, joinInts(m)))
 	}
@@ -691,6 +692,14 @@ func (b *builder) filesystems() {
 		if f.Type == "xfs" && !fs.Keep && d.Size < argv.XFSMinSize {
 			b.errorf("filesystems[%d]: xfs on %s needs at least %s (mkfs.xfs since xfsprogs 5.19), the device has %s", i, f.Device, profile.HumanBytes(argv.XFSMinSize), profile.HumanBytes(d.Size))
 		}
+		if !fs.Keep {
+			sector := b.sectorSize(f.Device)
+			for what, n := range fsBlockSizes(f) {
+				if n > 0 && n < sector {
+					b.errorf("filesystems[%d]: %s %s is %d bytes, below the %d-byte sectors of %s (mkfs cannot make it)", i, f.Type, what, n, sector, f.Device)
+				}
+			}
+		}
 	}
 }
 
@@ -721,4 +730,18 @@ func joinInts(v []int) string {
 		s[i] = strconv.Itoa(n)
 	}
 	return strings.Join(s, " and ")
+}
+
+// fsBlockSizes are the sizes a filesystem's settings fix that may not be
+// smaller than its device's logical sector size.
+func fsBlockSizes(f *profile.Filesystem) map[string]int {
+	out := map[string]int{}
+	if f.Ext != nil {
+		out["block_size"] = f.Ext.BlockSize
+	}
+	if f.XFS != nil {
+		out["block_size"] = f.XFS.BlockSize
+		out["sector_size"] = f.XFS.SectorSize
+	}
+	return out
 }

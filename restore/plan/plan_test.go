@@ -175,3 +175,72 @@ func checkInvariants(t *testing.T, pl *Plan) {
 		}
 	}
 }
+
+// cryptsetup's alignment and header sizes, as measured with cryptsetup 2.6
+// on image files (luksFormat --align-payload, luksDump): LUKS1 payload
+// offsets 4096 sectors by default for 256- and 512-bit keys, 3072 and 6144
+// sectors with a 3072-sector alignment; LUKS2 16908288 bytes with a
+// 384-sector one. The alignments are what device_topology_alignment makes
+// of md raid5 topologies (chunk, full stripe).
+func TestLUKSAlignment(t *testing.T) {
+	for _, c := range []struct{ min, opt, want int64 }{
+		{0, 0, mib}, {512, 0, mib}, {4096, 4096, mib},
+		{256 * kib, 512 * kib, mib},         // raid5 of 3, 256 KiB chunks
+		{512 * kib, 1024 * kib, mib},        // raid5 of 3, 512 KiB chunks
+		{512 * kib, 1536 * kib, 1536 * kib}, // raid5 of 4, 512 KiB chunks
+		{64 * kib, 192 * kib, 192 * kib},    // raid5 of 4, 64 KiB chunks
+		{64 * kib, 100 * kib, mib},          // a bogus optimal size is ignored
+	} {
+		if got := luksAlign(c.min, c.opt); got != c.want {
+			t.Errorf("luksAlign(%d, %d) = %d, want %d", c.min, c.opt, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		version, bits int
+		align, want   int64
+	}{
+		{1, 0, mib, 4096 * 512}, {1, 256, mib, 4096 * 512}, {1, 512, mib, 4096 * 512},
+		{1, 256, 3072 * 512, 3072 * 512}, {1, 512, 3072 * 512, 6144 * 512},
+		{2, 0, mib, 16 * mib}, {2, 512, 384 * 512, 16908288},
+	} {
+		if got := luksOffset(&profile.LUKS{Version: c.version, KeySize: c.bits}, c.align); got != c.want {
+			t.Errorf("LUKS%d %d-bit, alignment %d: data at %d, want %d", c.version, c.bits, c.align, got, c.want)
+		}
+	}
+}
+
+// A filesystem block smaller than its device's sectors cannot be made:
+// the plan says so (an ext2 with 1024-byte blocks on an LV whose group has
+// a 4Kn PV failed in mke2fs before).
+func TestBlockSizeBelowSectors(t *testing.T) {
+	p, err := profile.Parse("t.yaml", []byte(`version: 1
+host: {name: t}
+disks:
+  main:
+    select: {by_id: "nvme-*"}
+    table: gpt
+    partitions:
+      - {name: pv, size: 4GiB, type: lvm}
+      - {name: x, size: 1GiB}
+volume_groups:
+  vg:
+    pvs: [main/pv]
+    lvs:
+      data: {size: 1GiB}
+filesystems:
+  - {device: vg/data, type: ext2, ext: {block_size: 1024}}
+  - {device: main/x, type: xfs, xfs: {sector_size: 512}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Build(p, []probe.Disk{nvme4k()}, Options{})
+	for _, want := range []string{
+		"filesystems[0]: ext2 block_size is 1024 bytes, below the 4096-byte sectors of vg/data",
+		"filesystems[1]: xfs sector_size is 512 bytes, below the 4096-byte sectors of main/x",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v, want %q", err, want)
+		}
+	}
+}

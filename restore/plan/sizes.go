@@ -18,17 +18,52 @@ const (
 // are their defaults, which the commands strata runs leave in place.
 const (
 	luks2Header = 16 * mib // cryptsetup 2.x LUKS2: 16 MiB metadata + keyslots
-	luks1Header = 2 * mib  // LUKS1, 256- or 512-bit key, 1 MiB alignment: 4096 sectors
 	pvDataStart = 1 * mib  // LVM2 pe_start: 1 MiB metadata area, 1 MiB alignment
 	mdChunk     = 512 * kib
 )
 
-// luksData is the size of the opened mapping.
-func luksData(l *profile.LUKS, dev int64) int64 {
-	if l.Version == 1 {
-		return dev - luks1Header
+// luks1Header is the size of a LUKS1 header with keyBits-bit keys: the
+// 4 KiB header and eight key slots of 4000 anti-forensic stripes of the
+// key, each slot rounded up to 4 KiB (2056 sectors for 256 bits, 4040 for
+// 512).
+func luks1Header(keyBits int) int64 {
+	slot := (int64(keyBits)/8*4000 + 511) / 512
+	slot = (slot + 7) / 8 * 8
+	return (8 + 8*slot) * 512
+}
+
+// luksAlign is the data alignment cryptsetup chooses on a device with these
+// minimum and optimal I/O sizes (device_topology_alignment): 1 MiB, unless
+// the device's I/O size (the optimal one when it is a multiple of the
+// minimum) does not divide 1 MiB; then that size. On an md raid5 of four
+// members with 512 KiB chunks that is the 1.5 MiB stripe.
+func luksAlign(ioMin, ioOpt int64) int64 {
+	if ioMin <= 0 {
+		return mib
 	}
-	return dev - luks2Header
+	t := ioMin
+	if t < ioOpt && ioOpt%t == 0 && ioOpt%4096 == 0 {
+		t = ioOpt
+	}
+	if mib%t != 0 {
+		return t
+	}
+	return mib
+}
+
+// luksOffset is where a new LUKS volume's data starts: the header rounded
+// up to the alignment (LUKS1: 2 MiB for 256- and 512-bit keys with 1 MiB
+// alignment; LUKS2: 16 MiB).
+func luksOffset(l *profile.LUKS, align int64) int64 {
+	hdr := luks2Header
+	if l.Version == 1 {
+		bits := l.KeySize
+		if bits == 0 {
+			bits = 256 // cryptsetup's default LUKS1 key size
+		}
+		hdr = luks1Header(bits)
+	}
+	return (hdr + align - 1) / align * align
 }
 
 // mdBitmapSpace mirrors mdadm 4.2 choose_bm_space: room kept for an internal
@@ -142,13 +177,41 @@ func mdStripe(r *profile.RAID) int64 {
 	return 0
 }
 
-// pvStart is where a PV's extents begin: 1 MiB, rounded up to a full md
-// stripe when the PV is an md array (LVM's md_chunk_alignment).
-func pvStart(stripe int64) int64 {
-	if stripe <= 0 {
+// pvStart is where a PV's extents begin: 1 MiB, rounded up to the device's
+// optimal I/O size when it has one (LVM's md_chunk_alignment and
+// data_alignment_detection: a full stripe of an md array, directly or
+// through LUKS).
+func pvStart(ioOpt int64) int64 {
+	if ioOpt <= 0 {
 		return pvDataStart
 	}
-	return (pvDataStart + stripe - 1) / stripe * stripe
+	return (pvDataStart + ioOpt - 1) / ioOpt * ioOpt
+}
+
+// ioTopology is the minimum and optimal I/O size the kernel will give the
+// profile device ref: an md array with a chunk has its chunk and its full
+// stripe; a LUKS mapping has what it sits on; disks, partitions and mirrors
+// have none that changes an alignment.
+func (b *builder) ioTopology(ref string) (ioMin, ioOpt int64) {
+	for i := range b.p.RAID {
+		if r := &b.p.RAID[i]; r.Name == ref {
+			s := mdStripe(r)
+			if s == 0 {
+				return 0, 0
+			}
+			chunk := int64(mdChunk)
+			if r.Chunk.IsAbsolute() {
+				chunk = r.Chunk.Bytes
+			}
+			return chunk, s
+		}
+	}
+	for i := range b.p.LUKS {
+		if l := &b.p.LUKS[i]; l.Name == ref {
+			return b.ioTopology(l.Device)
+		}
+	}
+	return 0, 0
 }
 
 // thinMetadata is the metadata LV size strata gives a thin pool that may
@@ -236,14 +299,20 @@ func fitLVs(vg *profile.VolumeGroup, avail, extent int64) (map[string]int64, err
 
 // sectorSize is the logical sector size the kernel will give the profile
 // device ref: a disk's and its partitions' is the probed disk's; an md
-// array's and a LUKS mapping's the largest of what they are made of (a LUKS2
-// sector_size can raise it).
+// array's, a LUKS mapping's and an LV's the largest of what they are made
+// of (a LUKS2 sector_size can raise it).
 func (b *builder) sectorSize(ref string) int {
 	disk, _, _ := strings.Cut(ref, "/")
 	if d := b.probe[disk]; d != nil && d.LogicalSectorSize > 0 {
 		return d.LogicalSectorSize
 	}
 	out := 512
+	if vg := b.vgByName(disk); vg != nil && disk != ref {
+		for _, pv := range vg.PVs {
+			out = max(out, b.sectorSize(pv))
+		}
+		return out
+	}
 	for i := range b.p.RAID {
 		if r := &b.p.RAID[i]; r.Name == ref {
 			for _, m := range r.Devices {
