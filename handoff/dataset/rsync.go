@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -269,14 +268,12 @@ func newEarlyHasher(dest string) *earlyHasher {
 		buf := make([]byte, 1<<20)
 		for rel := range e.queue {
 			p := filepath.Join(e.dest, filepath.FromSlash(rel))
-			before, err1 := statIdentity(p)
-			h, err := hashFile(p, buf)
-			after, err2 := statIdentity(p)
-			if err != nil || err1 != nil || err2 != nil || before != after {
+			h, id, err := hashFile(p, buf)
+			if err != nil {
 				continue // hashed again at the end
 			}
 			e.mu.Lock()
-			e.sums[rel] = earlySum{h, after.ino, after.ctimeNs}
+			e.sums[rel] = earlySum{h, id.ino, id.ctimeNs}
 			e.mu.Unlock()
 		}
 	}()
@@ -342,7 +339,7 @@ func verifyTree(ctx context.Context, dest string, entries []manifest.Entry, jobs
 					}
 				}
 				if n.sum == "" {
-					n, err = hashFile(p, buf)
+					n, _, err = hashFile(p, buf)
 				}
 				mu.Lock()
 				switch {
@@ -383,25 +380,48 @@ type hashed struct {
 	size int64
 }
 
-func hashFile(p string, buf []byte) (hashed, error) {
-	st, err := os.Lstat(p)
+// hashFile hashes the regular file at p (never through a symlink) with
+// buf, and says which inode it hashed, as it was before and after.
+func hashFile(p string, buf []byte) (hashed, identity, error) {
+	fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return hashed{}, identity{}, errors.New("not a regular file (a symlink)")
+	}
 	if err != nil {
-		return hashed{}, fmt.Errorf("missing after the transfer: %w", err)
+		return hashed{}, identity{}, fmt.Errorf("missing after the transfer: %w", err)
 	}
-	if !st.Mode().IsRegular() {
-		return hashed{}, fmt.Errorf("not a regular file (%s)", st.Mode().Type())
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return hashed{}, identity{}, fmt.Errorf("stat: %w", err)
 	}
-	f, err := os.Open(p)
-	if err != nil {
-		return hashed{}, err
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return hashed{}, identity{}, fmt.Errorf("not a regular file (mode %o)", st.Mode&syscall.S_IFMT)
 	}
-	defer f.Close()
+	before := identity{int64(st.Ino), st.Ctim.Nano(), st.Size}
 	h := sha256.New()
-	n, err := io.CopyBuffer(h, f, buf)
-	if err != nil {
-		return hashed{}, err
+	var n int64
+	for {
+		k, err := syscall.Read(fd, buf)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if err != nil {
+			return hashed{}, identity{}, fmt.Errorf("read: %w", err)
+		}
+		if k == 0 {
+			break
+		}
+		h.Write(buf[:k])
+		n += int64(k)
 	}
-	return hashed{hex.EncodeToString(h.Sum(nil)), n}, nil
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return hashed{}, identity{}, fmt.Errorf("stat: %w", err)
+	}
+	if after := (identity{int64(st.Ino), st.Ctim.Nano(), st.Size}); after != before || n != st.Size {
+		return hashed{}, identity{}, errors.New("changed while it was read")
+	}
+	return hashed{hex.EncodeToString(h.Sum(nil)), n}, before, nil
 }
 
 type rsyncStats struct {
@@ -447,6 +467,9 @@ func (w *progressWriter) parse(line string) {
 		return
 	}
 	num := func(s string) int64 { n, _ := strconv.ParseInt(strings.ReplaceAll(s, ",", ""), 10, 64); return n }
+	if !strings.Contains(line, "%") && !strings.HasPrefix(line, "Number of files") && !strings.HasPrefix(line, "Total file size") {
+		return // (a line per file: spare the regular expressions)
+	}
 	if m := progressRE.FindStringSubmatch(line); m != nil {
 		b := num(m[1])
 		w.stats.bytes = w.base + b
