@@ -48,8 +48,10 @@ type DownloadResult struct {
 	// Transferred is what came over the network in this call; Reused is
 	// what was already in DEST.part and kept.
 	Transferred, Reused int64
-	// Restarted says DEST.part was dropped: it came from a different URL,
-	// sum or version of the object, or the server cannot continue it.
+	// Restarted says the bytes in DEST.part were recorded for this URL and
+	// sum but could not be continued: the object changed (If-Range did not
+	// hold) or the server cannot continue it. (A partial without a sidecar,
+	// or with one for another URL or sum, is dropped without trying.)
 	Restarted bool
 	Resumes   int // reconnections within this call
 }
