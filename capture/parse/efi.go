@@ -27,7 +27,7 @@ type EFIEntry struct {
 var (
 	efiEntry = regexp.MustCompile(`^Boot([0-9A-Fa-f]{4})(\*?) (.*)$`)
 	efiHD    = regexp.MustCompile(`HD\((\d+),GPT,([0-9A-Fa-f-]{36})`)
-	efiFile  = regexp.MustCompile(`File\(([^)]*)\)`)
+	efiFile  = regexp.MustCompile(`(?:^|/)File\(([^)]*)\)`) // not FvFile(GUID): a firmware application
 )
 
 // EfibootmgrV parses `efibootmgr -v` (versions 16 to 18: label and path are
