@@ -177,6 +177,10 @@ func TestDrill(t *testing.T) {
 			if !sel[c.name] {
 				t.Skipf("not selected (minutes under TCG): make test-e2e, or STRATA_DRILLS=%s, runs it (%s)", c.name, c.covers)
 			}
+			// Drills run side by side, as many at once as there are VM
+			// slots (qemu-tests/vm): each spends most of its time in one
+			// guest's TCG thread.
+			t.Parallel()
 			work := filepath.Join(vmLogRoot(), "drill-"+c.name)
 			os.RemoveAll(work)
 			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Minute)
