@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -68,7 +69,7 @@ func RsyncSource(raw string, m creds.Match) (string, []string, error) {
 func RsyncArgs(src, dest string, sel pattern.Set, o place.Owner, ssh []string, manifest bool) []string {
 	args := []string{"-rlpt", "--numeric-ids", fmt.Sprintf("--chown=%d:%d", o.UID, o.GID),
 		"--partial", "--partial-dir=" + PartialDir, "--timeout=120",
-		"--info=progress2", "--no-inc-recursive", "--stats", "--out-format=" + doneMarker + "%n",
+		"--info=progress2", "--no-inc-recursive", "--stats", "--out-format=" + doneMarker + "%l %n",
 		"--exclude=/" + place.StagingName}
 	if manifest && !sel.Empty() {
 		args = append(args, "--include=/"+DefaultManifest)
@@ -235,24 +236,34 @@ func explainRsync(err error) error {
 	return err
 }
 
-// doneMarker starts the line rsync prints for each item it transferred
-// (--out-format), so files are hashed while the transfer goes on.
+// doneMarker starts the line rsync prints for each item it transfers
+// (--out-format), so files are hashed while the transfer goes on. Without
+// transfer statistics in the format (%b, %c), rsync prints the line as it
+// starts the item; the receiver takes files one at a time, so a file's line
+// also means the file before it is complete and renamed into place.
 const doneMarker = "strata-done:"
 
-// earlyHasher hashes files rsync has finished while it transfers the next
-// ones, on another core, so that verifying the dataset afterwards is mostly
-// a stat per file instead of a second pass over the data. rsync prints a
-// file's line just before it renames the file into place; its next line
-// means the rename happened. A hash only counts if the file is the same
-// inode with the same ctime and size at the end (rsync replaces a file by
-// renaming a new one over it): otherwise it is hashed again then.
+// followMin is the size from which a file is hashed as rsync writes it
+// (following its temporary file) rather than once it is in place.
+const followMin = 8 << 20
+
+// earlyHasher hashes the files rsync transfers while the transfer goes on,
+// on another core, so that verifying the dataset afterwards is mostly a
+// stat per file instead of a second pass over the data: a small file once
+// the next line shows it is in place, a large one as it is written, by
+// reading rsync's temporary file (.NAME.XXXXXX next to it, renamed into
+// place when complete) as it grows. A hash only counts if, at the end, the
+// file is the inode that was hashed, with the same ctime and size (rsync
+// replaces a file by renaming a new one over it); otherwise it is hashed
+// again then. So a guess that is wrong costs time, never correctness.
 type earlyHasher struct {
 	dest    string
 	queue   chan string
-	pending string // the last name printed, not yet known to be in place
+	pending string    // the last small file printed, not yet known to be in place
+	follow  chan bool // closed when the followed file is complete
 	mu      sync.Mutex
 	sums    map[string]earlySum
-	done    chan struct{}
+	wg      sync.WaitGroup
 	once    sync.Once
 }
 
@@ -262,26 +273,40 @@ type earlySum struct {
 }
 
 func newEarlyHasher(dest string) *earlyHasher {
-	e := &earlyHasher{dest: dest, queue: make(chan string, 1<<16), sums: map[string]earlySum{}, done: make(chan struct{})}
+	e := &earlyHasher{dest: dest, queue: make(chan string, 1<<16), sums: map[string]earlySum{}}
+	e.wg.Add(1)
 	go func() {
-		defer close(e.done)
+		defer e.wg.Done()
 		buf := make([]byte, 1<<20)
 		for rel := range e.queue {
-			p := filepath.Join(e.dest, filepath.FromSlash(rel))
-			h, id, err := hashFile(p, buf)
-			if err != nil {
-				continue // hashed again at the end
+			h, id, err := hashFile(filepath.Join(e.dest, filepath.FromSlash(rel)), buf)
+			if err == nil {
+				e.record(rel, h, id)
 			}
-			e.mu.Lock()
-			e.sums[rel] = earlySum{h, id.ino, id.ctimeNs}
-			e.mu.Unlock()
 		}
 	}()
 	return e
 }
 
-// add hears each name rsync prints; the one before it is now in place.
-func (e *earlyHasher) add(name string) {
+func (e *earlyHasher) record(rel string, h hashed, id identity) {
+	e.mu.Lock()
+	e.sums[rel] = earlySum{h, id.ino, id.ctimeNs}
+	e.mu.Unlock()
+}
+
+// add hears each line rsync prints ("SIZE NAME"): the file before it is now
+// in place.
+func (e *earlyHasher) add(line string) {
+	size, name := int64(-1), line
+	if n, rest, ok := strings.Cut(line, " "); ok {
+		if v, err := strconv.ParseInt(strings.ReplaceAll(n, ",", ""), 10, 64); err == nil {
+			size, name = v, rest
+		}
+	}
+	if e.follow != nil {
+		close(e.follow)
+		e.follow = nil
+	}
 	if e.pending != "" {
 		select {
 		case e.queue <- e.pending:
@@ -289,16 +314,91 @@ func (e *earlyHasher) add(name string) {
 		}
 	}
 	e.pending = ""
-	if !strings.HasSuffix(name, "/") {
+	switch {
+	case strings.HasSuffix(name, "/"):
+	case size >= followMin:
+		e.follow = make(chan bool)
+		e.wg.Add(1)
+		go func(done chan bool) {
+			defer e.wg.Done()
+			e.followFile(name, size, done)
+		}(e.follow)
+	default:
 		e.pending = name
 	}
 }
 
-// stop waits for the hasher and returns what it hashed (after a successful
-// transfer the last file printed is in place too: the caller verifies it).
+// followFile hashes rel's temporary file as rsync writes it, until done
+// (rsync has moved on: the file is complete and in place), then reads what
+// is left and records the sum with the inode's final identity.
+func (e *earlyHasher) followFile(rel string, size int64, done <-chan bool) {
+	p := filepath.Join(e.dest, filepath.FromSlash(rel))
+	dir, base := filepath.Split(p)
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	var f *os.File
+	for f == nil {
+		if ents, err := os.ReadDir(dir); err == nil {
+			for _, d := range ents {
+				if n := d.Name(); strings.HasPrefix(n, "."+base+".") && len(n) == len(base)+8 && d.Type().IsRegular() {
+					if f, err = os.Open(filepath.Join(dir, n)); err == nil {
+						break
+					}
+				}
+			}
+		}
+		if f != nil {
+			break
+		}
+		select {
+		case <-done: // never saw it being written: hashed at the end
+			return
+		case <-tick.C:
+		}
+	}
+	defer f.Close()
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	var n int64
+	complete := false
+	for {
+		k, err := f.Read(buf)
+		if k > 0 {
+			h.Write(buf[:k])
+			n += int64(k)
+			continue
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return
+		}
+		if complete {
+			break
+		}
+		select {
+		case <-done:
+			complete = true // read to the end once more
+		case <-tick.C:
+		}
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil || st.Size != n || n != size {
+		return
+	}
+	e.record(rel, hashed{hex.EncodeToString(h.Sum(nil)), n}, identity{int64(st.Ino), st.Ctim.Nano(), st.Size})
+}
+
+// stop is called once rsync has exited: it lets a followed file finish,
+// waits for the hashing, and returns the sums (the last small file printed
+// is in place too: the caller verifies it).
 func (e *earlyHasher) stop() map[string]earlySum {
-	e.once.Do(func() { close(e.queue) })
-	<-e.done
+	e.once.Do(func() {
+		if e.follow != nil {
+			close(e.follow)
+			e.follow = nil
+		}
+		close(e.queue)
+	})
+	e.wg.Wait()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.sums
