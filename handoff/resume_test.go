@@ -149,6 +149,11 @@ func TestRsyncResumeAfterCut(t *testing.T) {
 	if !strings.Contains(r.log.String(), "resuming with the partial files") {
 		t.Errorf("no resume in the log:\n%s", r.log)
 	}
+	// rsync continued the partial file in place: it is hashed afterwards,
+	// never while bytes already read could still be written again.
+	if !strings.Contains(r.log.String(), "0 of 1 files hashed as they arrived") {
+		t.Errorf("a file continued in place was hashed during the transfer:\n%s", r.log)
+	}
 	// Connections: the manifest, the cut transfer, the resumed one. The
 	// resumed one must not carry the whole file again.
 	per := proxy.Bytes()
@@ -158,5 +163,27 @@ func TestRsyncResumeAfterCut(t *testing.T) {
 	}
 	if exists(filepath.Join(root, "srv/video/.strata-partial")) {
 		t.Error("partial directory left after success")
+	}
+}
+
+// TestRsyncHashesWhileItTransfers checks that an rsync dataset is verified
+// mostly during the transfer: the large file as rsync writes it, a small
+// one once the next is under way; only the last small file afterwards.
+func TestRsyncHashesWhileItTransfers(t *testing.T) {
+	t.Parallel()
+	src := filepath.Join(t.TempDir(), "set")
+	randomFile(t, filepath.Join(src, "big.bin"), 32<<20, 46)
+	randomFile(t, filepath.Join(src, "z1.txt"), 1000, 47)
+	randomFile(t, filepath.Join(src, "z2.txt"), 1000, 48)
+	sha256sums(t, src)
+	url, _ := testserver.RsyncDaemon(t, testserver.RsyncModule{Name: "set", Path: src})
+	root := newRoot(t)
+	r := handOff(t, root, &profile.Profile{Datasets: []profile.Dataset{{Name: "set", Source: url + "set", Path: "/srv/set"}}}, handoff.Options{})
+	r.mustDone(t, "set")
+	if got, want := listing(t, filepath.Join(root, "srv/set")), listing(t, src); got != want {
+		t.Errorf("rsync result:\n%s\nwant\n%s", got, want)
+	}
+	if !strings.Contains(r.log.String(), "2 of 3 files hashed as they arrived") {
+		t.Errorf("want big.bin and z1.txt hashed during the transfer:\n%s", r.log)
 	}
 }

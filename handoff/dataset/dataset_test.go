@@ -116,13 +116,13 @@ func TestEarlyHashes(t *testing.T) {
 	// a replaced after it was hashed: its early sum must not count.
 	sumA2 := write("a", "second a")
 	entries := []manifest.Entry{{Path: "a", SHA256: sumA2, Line: 1}, {Path: "b", SHA256: sumB, Line: 2}}
-	if n, _, err := verifyTree(context.Background(), dest, entries, 2, early); err != nil || n != 2 {
+	if n, _, _, err := verifyTree(context.Background(), dest, entries, 2, early); err != nil || n != 2 {
 		t.Fatalf("a replaced after its early hash: %d, %v", n, err)
 	}
 	// An early sum for the file as it is now is used without reading it.
 	id, _ := statIdentity(filepath.Join(dest, "b"))
 	early = map[string]earlySum{"b": {hashed{strings.Repeat("0", 64), id.size}, id.ino, id.ctimeNs}}
-	if _, _, err := verifyTree(context.Background(), dest, entries[1:], 2, early); err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
+	if _, _, _, err := verifyTree(context.Background(), dest, entries[1:], 2, early); err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
 		t.Fatalf("an early sum for the file in place was not used: %v", err)
 	}
 }
@@ -159,7 +159,7 @@ func TestEarlyHashFollowsTempFile(t *testing.T) {
 		e.add("10 next")
 		sums := e.stop()
 		entries := []manifest.Entry{{Path: "big", SHA256: hex.EncodeToString(want[:]), Line: 1}}
-		if n, _, err := verifyTree(context.Background(), dest, entries, 1, sums); err != nil || n != 1 {
+		if n, _, _, err := verifyTree(context.Background(), dest, entries, 1, sums); err != nil || n != 1 {
 			t.Fatalf("early=%v: verify: %d, %v", early, n, err)
 		}
 		if early {

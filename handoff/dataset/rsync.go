@@ -208,10 +208,11 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 		if entries, err = selectEntries(entries, sel, "the manifest"); err != nil {
 			return res, err
 		}
-		n, size, err := verifyTree(ctx, dest, entries, opt.FileJobs, early.stop())
+		n, size, fromEarly, err := verifyTree(ctx, dest, entries, opt.FileJobs, early.stop())
 		if err != nil {
 			return res, err
 		}
+		opt.Log("dataset: %s: %d of %d files hashed as they arrived, the rest after the transfer", src, fromEarly, n)
 		res.Files, res.Bytes = n, size
 	}
 	return res, nil
@@ -336,18 +337,13 @@ func (e *earlyHasher) followFile(rel string, size int64, done <-chan bool) {
 	dir, base := filepath.Split(p)
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
+	// Only a temporary file, which rsync writes once, front to back. (A
+	// partial file it continues is updated in place in the partial
+	// directory, where bytes already read could be written again: such a
+	// file is hashed once in place.)
 	var f *os.File
 	for f == nil {
-		if ents, err := os.ReadDir(dir); err == nil {
-			for _, d := range ents {
-				if n := d.Name(); strings.HasPrefix(n, "."+base+".") && len(n) == len(base)+8 && d.Type().IsRegular() {
-					if f, err = os.Open(filepath.Join(dir, n)); err == nil {
-						break
-					}
-				}
-			}
-		}
-		if f != nil {
+		if f = openTemp(dir, base); f != nil {
 			break
 		}
 		select {
@@ -387,6 +383,22 @@ func (e *earlyHasher) followFile(rel string, size int64, done <-chan bool) {
 	e.record(rel, hashed{hex.EncodeToString(h.Sum(nil)), n}, identity{int64(st.Ino), st.Ctim.Nano(), st.Size})
 }
 
+// openTemp opens rsync's temporary file for base in dir, if there is one.
+func openTemp(dir, base string) *os.File {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	for _, d := range ents {
+		if n := d.Name(); strings.HasPrefix(n, "."+base+".") && len(n) == len(base)+8 && d.Type().IsRegular() {
+			if f, err := os.Open(filepath.Join(dir, n)); err == nil {
+				return f
+			}
+		}
+	}
+	return nil
+}
+
 // stop is called once rsync has exited: it lets a followed file finish,
 // waits for the hashing, and returns the sums (the last small file printed
 // is in place too: the caller verifies it).
@@ -418,10 +430,11 @@ func statIdentity(p string) (identity, error) {
 // the sums hashed during the transfer where the file is still the one that
 // was hashed. A file that does not match is removed, so the next run
 // fetches it again (rsync's quick check would otherwise keep it).
-func verifyTree(ctx context.Context, dest string, entries []manifest.Entry, jobs int, early map[string]earlySum) (int64, int64, error) {
+// It also says how many sums came from the transfer.
+func verifyTree(ctx context.Context, dest string, entries []manifest.Entry, jobs int, early map[string]earlySum) (int64, int64, int64, error) {
 	var mu sync.Mutex
 	var errs []error
-	var size int64
+	var size, fromEarly int64
 	work := make(chan manifest.Entry)
 	var wg sync.WaitGroup
 	for w := 0; w < max(1, min(jobs, 4)); w++ {
@@ -436,6 +449,9 @@ func verifyTree(ctx context.Context, dest string, entries []manifest.Entry, jobs
 				if es, ok := early[e.Path]; ok {
 					if id, serr := statIdentity(p); serr == nil && id == (identity{es.ino, es.ctimeNs, es.size}) {
 						n = es.hashed
+						mu.Lock()
+						fromEarly++
+						mu.Unlock()
 					}
 				}
 				if n.sum == "" {
@@ -464,15 +480,15 @@ func verifyTree(ctx context.Context, dest string, entries []manifest.Entry, jobs
 	close(work)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	if len(errs) > 0 {
 		if len(errs) > 10 {
 			errs = append(errs[:10], fmt.Errorf("... and %d more", len(errs)-10))
 		}
-		return 0, 0, errors.Join(errs...)
+		return 0, 0, 0, errors.Join(errs...)
 	}
-	return int64(len(entries)), size, nil
+	return int64(len(entries)), size, fromEarly, nil
 }
 
 type hashed struct {
