@@ -38,8 +38,10 @@ func TestWizardOnConsole(t *testing.T) {
 	w := &wiz{v: v, t: t, t0: time.Now()}
 	w.see("starting the restore wizard on ttyS0", 3*time.Minute)
 	w.see("1/8 Network", time.Minute)
+	// The help line (in ASCII) comes with the first frame, the interfaces
+	// once they are read.
+	w.see(`enter next \| \^C shell`, time.Minute)
 	w.see(`eth0 +52:54:00:12:34:56 up +10\.0\.2\.15/24`, time.Minute)
-	w.see(`enter next \| \^C shell`, time.Minute) // the help line, in ASCII
 	if _, err := v.Serial1().Expect("rescue shell on ttyS1", time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +73,8 @@ func TestWizard(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
 	o := drill.Options{Profile: "../examples/laptop-uefi.yaml", DiskSizes: map[string]int64{"main": 10 << 30},
-		Kernel: img.Kernel, Initrd: img.Initramfs, SystemImage: base, WorkDir: work, Log: t.Logf, Drive: driveWizard(t)}
+		Kernel: img.Kernel, Initrd: img.Initramfs, SystemImage: base, WorkDir: work, Log: t.Logf,
+		Drive: driveWizard(t, filepath.Join(work, "server", "images"))}
 	o.Files, o.URLMap = laptopFiles(t, base)
 	start := time.Now()
 	rep, err := drill.Run(ctx, o)
@@ -92,10 +95,19 @@ func TestWizard(t *testing.T) {
 }
 
 // driveWizard works the wizard screen by screen. Each wait names the
-// screen it expects, so a failure says where the wizard stopped.
-func driveWizard(t *testing.T) func(ctx context.Context, v *vm.VM, l drill.Live) error {
+// screen it expects, so a failure says where the wizard stopped. The base
+// image in images is hidden until the first attempt fails on it: the
+// failure, the refused skip and the retry (which resumes on the layers
+// already made) are real too.
+func driveWizard(t *testing.T, images string) func(ctx context.Context, v *vm.VM, l drill.Live) error {
 	return func(ctx context.Context, v *vm.VM, l drill.Live) error {
 		w := &wiz{v: v, t: t, t0: time.Now()}
+		hidden, _ := filepath.Glob(filepath.Join(images, "*"))
+		for _, f := range hidden {
+			if err := os.Rename(f, f+".hidden"); err != nil {
+				return err
+			}
+		}
 		server := strings.TrimRight(l.Server, "/")
 		w.see("1/8 Network", 2*time.Minute)
 		w.see(`File server  \[`, 30*time.Second)
@@ -143,12 +155,25 @@ func driveWizard(t *testing.T) func(ctx context.Context, v *vm.VM, l drill.Live)
 		w.typeText("vda")
 		w.key("\r")
 		w.see("7/8 Restore", time.Minute)
+		w.see(`FAILED: system:image`, 30*time.Minute)
+		w.see(`s skip \(not possible here\)`, time.Minute)
+		t.Logf("wizard: the first attempt failed on the hidden base image after %s", time.Since(w.t0).Round(time.Second))
+		w.key("s")
+		w.see("system:image cannot be skipped", time.Minute)
+		for _, f := range hidden {
+			if err := os.Rename(f+".hidden", f); err != nil {
+				return err
+			}
+		}
+		w.key("r")
+		w.see("attempt 2", time.Minute)
 		m := w.see(`8/8 Done|FAILED: \S+`, 45*time.Minute)
 		if m[0] != "8/8 Done" {
 			w.see(`r retry`, time.Minute)
 			return fmt.Errorf("the restore failed in the wizard (%s); last lines:\n%s", m[0], v.Tail(30))
 		}
 		w.see(`is done\.`, time.Minute)
+		w.see(`\(2 attempts\)`, time.Minute)
 		t.Logf("wizard: done screen after %s", time.Since(w.t0).Round(time.Second))
 		w.key("p")
 		return nil
