@@ -490,14 +490,14 @@ func (m *Model) viewDisks() []string {
 		out = append(out, fmt.Sprintf("%s%s %s -> %s %s", cur, mark, name, dev, m.st.dim.Render(how)))
 	}
 	for _, p := range m.problems {
-		out = append(out, wrap(m.st.bad.Render("refused: ")+p.String(), m.w-2, "  ")...)
+		out = append(out, wrap("  "+m.st.bad.Render("refused: ")+p.String(), m.w-2, "    ")...)
 	}
 	if m.planErr != "" {
-		out = append(out, wrap(m.st.bad.Render("no plan: ")+m.planErr, m.w-2, "  ")...)
+		out = append(out, wrap("  "+m.st.bad.Render("no plan: ")+m.planErr, m.w-2, "    ")...)
 	}
 	if m.plan != nil {
 		for _, w := range m.plan.Warnings {
-			out = append(out, wrap(m.st.warn.Render("warning: ")+w, m.w-2, "  ")...)
+			out = append(out, wrap("  "+m.st.warn.Render("warning: ")+w, m.w-2, "    ")...)
 		}
 	}
 	return out

@@ -429,12 +429,12 @@ func (m *Model) viewProgress() []string {
 	}
 	if f := m.failure; f != nil {
 		tail = append(tail, m.st.bad.Render("FAILED: "+f.step))
-		tail = append(tail, wrap(f.message, m.w-4, "  ")...)
+		tail = append(tail, wrap("  "+f.message, m.w-2, "  ")...)
 		skip := "s skip (not possible here)"
 		if f.canSkip {
 			skip = "s skip: " + skippable[f.step]
 		}
-		tail = append(tail, wrap("r retry · "+skip+" · h shell · a abort", m.w-4, "  ")...)
+		tail = append(tail, wrap("  r retry · "+skip+" · h shell · a abort", m.w-2, "  ")...)
 	}
 	if m.showLog {
 		// The log goes between the bar and the error, its newest line last.
@@ -524,7 +524,7 @@ func (m *Model) viewDone() []string {
 		out = append(out, m.st.ok.Render("The restore of "+m.plan.Host+" is done."))
 	} else {
 		out = append(out, m.st.bad.Render("The restore of "+m.plan.Host+" was aborted."))
-		out = append(out, wrap(errText(m.result.Err), m.w-4, "  ")...)
+		out = append(out, wrap("  "+errText(m.result.Err), m.w-2, "  ")...)
 	}
 	count := map[stepState]int{}
 	for _, s := range m.steps {

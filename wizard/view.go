@@ -124,13 +124,15 @@ func wrap(s string, w int, indent string) []string {
 	}
 	var out []string
 	for _, para := range strings.Split(s, "\n") {
-		line := ""
+		// The first line keeps its own indentation.
+		line := para[:len(para)-len(strings.TrimLeft(para, " "))]
+		first := line
 		for _, word := range strings.Fields(para) {
-			if line != "" && ansi.StringWidth(line)+1+ansi.StringWidth(word) > w {
+			if line != first && line != indent && ansi.StringWidth(line)+1+ansi.StringWidth(word) > w {
 				out = append(out, line)
 				line = indent
 			}
-			if line != "" && line != indent {
+			if line != first && line != indent {
 				line += " "
 			}
 			line += word
