@@ -52,7 +52,8 @@ type Options struct {
 // Restore plans for this machine's disks and runs the whole restore. It
 // writes to the disks: callers confirm first.
 func Restore(ctx context.Context, o Options) error {
-	disks, err := probe.Disks(ctx, probe.Options{})
+	// Signatures too: the live medium (label STRATA) is never a candidate.
+	disks, err := probe.Disks(ctx, probe.Options{Runner: o.Runner})
 	if err != nil {
 		return fmt.Errorf("probe disks: %w", err)
 	}
