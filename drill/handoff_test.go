@@ -150,3 +150,30 @@ func TestHandoffChecks(t *testing.T) {
 		t.Errorf("wrong owner passed: %+v", got[1])
 	}
 }
+
+// The hand-off inventory as a restored laptop printed it (serial line
+// endings and all) parses into the commit, the marker, the top directories
+// and the files.
+func TestParseRecordedHandoff(t *testing.T) {
+	b, err := os.ReadFile("testdata/laptop-handoff-console.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := parseHandoff(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	etc, music, inbox := inv["repo etc"], inv["dataset music"], inv["dataset inbox"]
+	if etc == nil || music == nil || inbox == nil {
+		t.Fatalf("items: %v", inv)
+	}
+	if etc.Head != "dc74f1123831f5b9e70b193a94f9595b853d6067" || !strings.Contains(etc.Marker, `"revision": "dc74f112`) {
+		t.Errorf("repo etc: head %q marker %q", etc.Head, etc.Marker)
+	}
+	if len(music.Files) != 2 || music.Files["favourites/live/two.flac"] != "0a3c065425848b8a81be87a4c48ec717358ffdb252f080c7973958e967d98db9" {
+		t.Errorf("dataset music files: %v", music.Files)
+	}
+	if strings.Join(inbox.Top, " ") != "me me 750" || len(inbox.Files) != 0 {
+		t.Errorf("dataset inbox: %+v", inbox)
+	}
+}

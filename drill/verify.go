@@ -227,15 +227,25 @@ func Verify(p *profile.Profile, inv Inventory) []Check {
 		}
 	}
 	for _, r := range p.RAID {
-		members := map[string]bool{}
-		var path string
+		// lsblk shows an array under each of its members.
+		arrays := map[string]map[string]bool{} // array path → member paths
 		for _, d := range inv.Devices {
 			if d.Type == r.Level {
-				members[d.Parent] = true
-				path = d.Path
+				if arrays[d.Path] == nil {
+					arrays[d.Path] = map[string]bool{}
+				}
+				arrays[d.Path][d.Parent] = true
 			}
 		}
-		add("raid "+r.Name, len(members) >= len(r.Devices), "%s with %d of %d members", orNone(path), len(members), len(r.Devices))
+		path, how := inv.arrayOf(p, r.Name, arrays)
+		switch members := arrays[path]; {
+		case path == "":
+			add("raid "+r.Name, false, "%s", how)
+		case len(members) != len(r.Devices):
+			add("raid "+r.Name, false, "%s (%s) has %d members, the profile says %d", path, how, len(members), len(r.Devices))
+		default:
+			add("raid "+r.Name, true, "%s (%s), %s with %d members", path, how, r.Level, len(members))
+		}
 	}
 	if b := p.Bootloader; b != nil {
 		want := "bios"
@@ -245,6 +255,57 @@ func Verify(p *profile.Profile, inv Inventory) []Check {
 		add("boot path", inv.Firmware == want, "booted through %s, the profile's %s needs %s", inv.Firmware, b.Type, want)
 	}
 	return out
+}
+
+// arrayOf finds the md array the profile calls name among arrays (by
+// path): by what the profile puts on it — a mounted filesystem, an open
+// LUKS volume, an LVM physical volume — or, failing that, the only array of
+// its level. It says how it knew, or why it could not.
+func (inv Inventory) arrayOf(p *profile.Profile, name string, arrays map[string]map[string]bool) (string, string) {
+	under := func(child func(BlockDev) bool) string {
+		for _, d := range inv.Devices {
+			if child(d) && arrays[d.Parent] != nil {
+				return d.Parent
+			}
+		}
+		return ""
+	}
+	for _, f := range p.Filesystems {
+		if f.Device != name {
+			continue
+		}
+		for _, m := range inv.Mounts {
+			src, _, _ := strings.Cut(m.Source, "[")
+			if arrays[src] != nil && (f.UUID == "" || strings.EqualFold(m.UUID, f.UUID)) && f.Mount != nil && m.Target == f.Mount.Path {
+				return src, "holds " + m.Target
+			}
+		}
+	}
+	for _, l := range p.LUKS {
+		if l.Device == name {
+			if a := under(func(d BlockDev) bool { return d.Type == "crypt" && d.Name == l.Name }); a != "" {
+				return a, "holds LUKS " + l.Name
+			}
+		}
+	}
+	for _, vg := range p.VolumeGroups {
+		for _, pv := range vg.PVs {
+			if pv == name {
+				if a := under(func(d BlockDev) bool { return d.Type == "lvm" && strings.HasPrefix(d.Name, strings.ReplaceAll(vg.Name, "-", "--")+"-") }); a != "" {
+					return a, "holds VG " + vg.Name
+				}
+			}
+		}
+	}
+	if len(arrays) == 1 {
+		for a := range arrays {
+			return a, "the only array of its level"
+		}
+	}
+	if len(arrays) == 0 {
+		return "", "no md array of that level is active"
+	}
+	return "", fmt.Sprintf("cannot tell which of %d arrays it is: nothing the profile puts on it is in use", len(arrays))
 }
 
 func contains(s []string, v string) bool {

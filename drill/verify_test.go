@@ -146,3 +146,43 @@ func TestVerifyRecordedBIOSDrill(t *testing.T) {
 		}
 	}
 }
+
+// A real inventory from a drill of the two-disk BIOS mirror (md RAID1 for
+// /boot and under LUKS1, LVM thin, btrfs subvolumes) passes; each array is
+// told apart by what it holds, and a wrong member count fails.
+func TestVerifyRecordedMirrorDrill(t *testing.T) {
+	p, err := profile.Load("../qemu-tests/testdata/drill/mirror-bios.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("testdata/mirror-bios-console.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := ParseInventory(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	details := map[string]string{}
+	for _, c := range Verify(p, inv) {
+		if !c.Pass {
+			t.Errorf("%s failed: %s", c.Name, c.Detail)
+		}
+		details[c.Name] = c.Detail
+	}
+	if !strings.Contains(details["raid md-boot"], "holds /boot") || !strings.Contains(details["raid md-data"], "holds LUKS cryptdata") ||
+		details["raid md-boot"][:11] == details["raid md-data"][:11] {
+		t.Errorf("arrays not told apart: md-boot %q, md-data %q", details["raid md-boot"], details["raid md-data"])
+	}
+	for _, want := range []string{"mount /srv/data", "mount /srv/backup", "lv vg0/srv", "luks cryptdata", "boot path"} {
+		if _, ok := details[want]; !ok {
+			t.Errorf("no check %q", want)
+		}
+	}
+	p.RAID[1].Devices = append(p.RAID[1].Devices, "a/boot")
+	for _, c := range Verify(p, inv) {
+		if c.Name == "raid md-data" && (c.Pass || !strings.Contains(c.Detail, "has 2 members, the profile says 3")) {
+			t.Errorf("a missing member passed: %+v", c)
+		}
+	}
+}
