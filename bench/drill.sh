@@ -34,12 +34,15 @@ for s in r.get("steps", []):
         order.append(k)
         sums[k] = 0.0
     sums[k] += s["seconds"]
+waited = 0.0
 for p in r["phases"]:
+    w = p.get("waited_seconds", 0.0)  # waiting for a VM slot is not the drill's time
+    waited += w
     if p["name"] in ("boot restored disks", "checks"):
         order.append(p["name"])
-        sums[p["name"]] = p["seconds"]
+        sums[p["name"]] = p["seconds"] - w
 order.append("whole drill")
-sums["whole drill"] = r["seconds"]
+sums["whole drill"] = r["seconds"] - waited
 for k in order:
     print(f"{k}\t{sums[k]:.0f}")
 PY

@@ -19,6 +19,9 @@ func (r *Report) Text(w io.Writer) {
 	}
 	for _, ph := range r.Phases {
 		fmt.Fprintf(w, "  %s  %-24s %6.0f s", verdict[ph.Pass], ph.Name, ph.Seconds)
+		if ph.Waited > 0 {
+			fmt.Fprintf(w, " (%.0f s of it waiting for a VM slot)", ph.Waited)
+		}
 		if ph.Log != "" {
 			fmt.Fprintf(w, "  log %s", ph.Log)
 		}

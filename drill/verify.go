@@ -291,7 +291,9 @@ func (inv Inventory) arrayOf(p *profile.Profile, name string, arrays map[string]
 	for _, vg := range p.VolumeGroups {
 		for _, pv := range vg.PVs {
 			if pv == name {
-				if a := under(func(d BlockDev) bool { return d.Type == "lvm" && strings.HasPrefix(d.Name, strings.ReplaceAll(vg.Name, "-", "--")+"-") }); a != "" {
+				if a := under(func(d BlockDev) bool {
+					return d.Type == "lvm" && strings.HasPrefix(d.Name, strings.ReplaceAll(vg.Name, "-", "--")+"-")
+				}); a != "" {
 					return a, "holds VG " + vg.Name
 				}
 			}
