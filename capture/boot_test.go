@@ -59,3 +59,37 @@ func TestEFIEntriesFromOVMF(t *testing.T) {
 		t.Errorf("bootloader %s, efi_entries %+v, want grub-efi with %+v\nentries read: %+v", bl.Type, bl.EFIEntries, want, efi.Entries)
 	}
 }
+
+// A disk whose MBR holds GRUB's boot code (parse/testdata/mbr, recorded
+// from grub-install) is the profile's grub-bios boot disk. The disk is the
+// msdos one recorded on the host, its lsblk tree made from its table.
+func TestGrubBIOSDisk(t *testing.T) {
+	if got := parse.MBRBootCode(parseFixture(t, "mbr/grub-i386-pc.bin")); got != "grub" {
+		t.Fatalf("grub-install's MBR read as %q", got)
+	}
+	table, err := parse.Sfdisk(parseFixture(t, "sfdisk/msdos.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk := parse.BlockDevice{Name: "loopX", KName: "loopX", Path: "/dev/loopX", Type: "disk", LogicalSec: 512, PhysicalSec: 512}
+	for _, p := range table.Partitions {
+		disk.Children = append(disk.Children, parse.BlockDevice{Name: p.Node[5:], KName: p.Node[5:], Path: p.Node, PKName: "loopX", Type: "part",
+			Size: p.Size * 512, LogicalSec: 512, PhysicalSec: 512})
+		disk.Size = max(disk.Size, (p.Start+p.Size)*512+mib)
+	}
+	probe := parse.Blkid(parseFixture(t, "blkid/loop-msdos.txt"))
+	res := capture.Build(&capture.Facts{Root: "/", Blocks: []parse.BlockDevice{disk}, Tables: map[string]*parse.Table{"/dev/loopX": table},
+		Probe: probe, OSRelease: map[string]string{"ID": "debian", "VERSION_ID": "12"},
+		Boot: capture.BootFacts{GrubPC: true, MBRGrub: []string{"/dev/loopX"}}})
+	bl := res.Profile.Bootloader
+	if len(res.Profile.Disks) != 1 {
+		t.Fatalf("disks %+v", res.Profile.Disks)
+	}
+	// The disk's name, though the partitioned disk itself is no device of
+	// the profile (GRUB's disks were never listed before).
+	if name := res.Profile.Disks[0].Name; bl == nil || bl.Type != "grub-bios" || !reflect.DeepEqual(bl.Disks, []string{name}) {
+		t.Errorf("bootloader %+v, want grub-bios on %q; notes %v", bl, name, res.Notes)
+	}
+}
+
+const mib = 1 << 20

@@ -59,13 +59,16 @@ type builder struct {
 	skip   map[string]string // device path → why it is not in the profile
 	lvPath map[string]string // /dev/VG/LV and /dev/mapper/VG-LV → dm path
 	fsDone map[string]bool   // device paths whose filesystem is in the profile
+	// diskNames maps every captured disk's path to its name, partitioned
+	// or not (refs has only disks used whole).
+	diskNames map[string]string
 }
 
 // Build turns probed facts into a profile. It is a pure function of f.
 func Build(f *Facts) *Result {
 	b := &builder{f: f, p: &profile.Profile{Version: profile.Version},
 		refs: map[string]string{}, byPath: map[string]*parse.BlockDevice{}, names: map[string]string{},
-		skip: map[string]string{}, lvPath: map[string]string{}, fsDone: map[string]bool{}}
+		skip: map[string]string{}, lvPath: map[string]string{}, fsDone: map[string]bool{}, diskNames: map[string]string{}}
 	b.res = &Result{Profile: b.p, Facts: f, Measured: map[string]int64{}, Refs: b.refs}
 	parse.Walk(f.Blocks, func(d, _ *parse.BlockDevice) {
 		if _, ok := b.byPath[d.Path]; !ok {
@@ -205,6 +208,7 @@ func (b *builder) disks() {
 			want = fmt.Sprintf("disk%d", n)
 		}
 		name := b.claim(want, "disks")
+		b.diskNames[d.Path] = name
 		disk := profile.Disk{Name: name}
 		dp := "disks." + name
 		b.res.Measured[name] = d.Size

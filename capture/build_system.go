@@ -72,7 +72,7 @@ func (b *builder) bootloader() {
 			b.note("bootloader", "the machine booted through UEFI but only GRUB for BIOS was found")
 		}
 		for _, d := range bt.MBRGrub {
-			if r := b.refs[d]; r != "" {
+			if r := b.diskNames[d]; r != "" {
 				bl.Disks = append(bl.Disks, r)
 			}
 		}
