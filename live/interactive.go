@@ -33,6 +33,17 @@ func wizardWanted(cmdline string) bool {
 	return true
 }
 
+// isTerminal reports whether the console can carry the wizard.
+func isTerminal(console string) bool {
+	f, err := os.OpenFile("/dev/"+console, os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	_, err = unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
 // interactive starts the wizard on the console when there is one that is a
 // terminal; it returns what finish should do next.
 func interactive(ctx context.Context, s *Session, console string) string {

@@ -200,6 +200,12 @@ func Run(ctx context.Context, cfg Config) error {
 		for _, l := range strings.Split(perr.Error(), "\n") {
 			fmt.Fprintf(out, "  %s\n", l)
 		}
+	case params.Unattended() && !params.Yes && cfg.System && Interactive != nil && wizardWanted(cfg.Cmdline) && isTerminal(console):
+		// A server or profile without strata.yes (a PXE menu entry, a
+		// stick): a person is at the console to confirm, so the wizard
+		// starts with them filled in instead of stopping "not confirmed".
+		fmt.Fprintln(out, "strata: no strata.yes: the wizard starts with the kernel command line's server, profile and disks filled in")
+		done = interactive(ctx, sess, console)
 	case params.Unattended():
 		WritePlan(out, params, sess.Sources)
 		switch {

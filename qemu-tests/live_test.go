@@ -196,7 +196,7 @@ func TestLiveBootUnattendedPlan(t *testing.T) {
 	v := vm.StartT(t, vm.Config{
 		Kernel: img.Kernel, Initrd: img.Initramfs,
 		Append: "console=ttyS0 panic=-1 strata.server=http://10.0.2.2:8080 strata.profile=laptop strata.disk=main=vda " +
-			"strata.net=eth0:10.0.2.50/24,10.0.2.2 strata.rescue=none",
+			"strata.net=eth0:10.0.2.50/24,10.0.2.2 strata.rescue=none strata.wizard=off", // without the wizard, the plan is printed
 		Disks:   []vm.Disk{{Path: sparseDisk(t, 1<<28), Serial: "S2"}},
 		Net:     &vm.Net{},
 		Timeout: 3 * time.Minute,
@@ -402,7 +402,7 @@ func TestLiveCDProfile(t *testing.T) {
 	if _, err := os.Stat(vm.OVMFCode); err != nil {
 		t.Skipf("skipping: OVMF not installed (make deps): %v", err)
 	}
-	iso, _ := stickImage(t, "iso", img, "strata.profile=sticktest strata.net=none strata.rescue=none")
+	iso, _ := stickImage(t, "iso", img, "strata.profile=sticktest strata.net=none strata.rescue=none strata.wizard=off")
 	target := sparseDisk(t, 1<<30)
 	v := vm.StartT(t, vm.Config{Firmware: vm.UEFI, CDROM: iso, Disks: []vm.Disk{{Path: target}}, Timeout: 6 * time.Minute})
 	start := time.Now() // the VM runs: slot waits are not counted
