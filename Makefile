@@ -25,7 +25,7 @@ vet:
 
 # Every test this machine can run (the README's test command).
 test: deps test-image vet build
-	$(GO) test -timeout 40m ./...
+	$(GO) test -timeout 80m ./...
 	$(MAKE) fuzz
 
 # Every end-to-end drill (restore in QEMU, boot the result, check it).
