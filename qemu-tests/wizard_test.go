@@ -59,7 +59,7 @@ func TestWizardOnConsole(t *testing.T) {
 func TestWizardPrefilled(t *testing.T) {
 	img := wizardImage(t)
 	v := vm.StartT(t, vm.Config{Kernel: img.Kernel, Initrd: img.Initramfs,
-		Append: "console=ttyS0 panic=-1 strata.server=http://10.0.2.2:8099 strata.profile=laptop strata.net=none strata.rescue=none",
+		Append:  "console=ttyS0 panic=-1 strata.server=http://10.0.2.2:8099 strata.profile=laptop strata.net=none strata.rescue=none",
 		Timeout: 5 * time.Minute, NoReboot: true})
 	w := &wiz{v: v, t: t, t0: time.Now()}
 	w.see(`no strata\.yes: the wizard starts with the kernel command line's server, profile and disks filled in`, 3*time.Minute)
