@@ -35,7 +35,7 @@ type fixture struct {
 	rec    *run.Recorder
 	events []string // "kind step"
 	totals map[int]bool
-	fail   string   // a command that fails, by name
+	fail   string // a command that fails, by name
 }
 
 const layerFstab = "UUID=c2516f7a / ext4 errors=remount-ro 0 1\n"
