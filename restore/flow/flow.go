@@ -315,8 +315,30 @@ func (f *flow) handoff(ctx context.Context) error {
 		return nil
 	}
 	return f.stage("handoff", fmt.Sprintf("%d repos, %d datasets", len(f.p.Repos), len(f.p.Datasets)), func() error {
+		// Items run side by side: their byte counts add up to one bar
+		// (items whose total is not known yet are left out of it).
+		progress := f.progress("handoff")
+		counts := map[handoff.Item]handoff.Counts{}
+		events := func(e handoff.Event) {
+			if e.Type != handoff.Progress {
+				f.note("handoff", "%s", e.String())
+				if e.Type != handoff.Done {
+					return
+				}
+			}
+			counts[e.Item] = e.Counts
+			var done, total int64
+			for _, c := range counts {
+				if c.TotalBytes > 0 {
+					done, total = done+c.Bytes, total+c.TotalBytes
+				}
+			}
+			if total > 0 {
+				progress(done, total)
+			}
+		}
 		_, err := handoff.Run(ctx, f.p, handoff.Options{Root: f.plan.TargetRoot, Server: f.o.Server, Creds: f.o.Creds, Runner: f.o.Runner, Log: f.o.Log,
-			Events: func(e handoff.Event) { f.note("handoff", "%s", e.String()) }})
+			Events: events})
 		return err
 	})
 }

@@ -35,7 +35,9 @@ type fixture struct {
 	rec    *run.Recorder
 	events []string // "kind step"
 	totals map[int]bool
-	fail   string // a command that fails, by name
+	// progress events, in order
+	progress []restore.Event
+	fail     string // a command that fails, by name
 }
 
 const layerFstab = "UUID=c2516f7a / ext4 errors=remount-ro 0 1\n"
@@ -48,12 +50,15 @@ func newFixture(t *testing.T) *fixture {
 		"usr/bin/apt-get":           "ELF",
 		"usr/sbin/update-initramfs": "#!/bin/sh\n",
 	})
+	music := tarZst(t, map[string]string{"a.flac": strings.Repeat("a", 300<<10), "b.flac": strings.Repeat("b", 200<<10)})
+	files := map[string][]byte{"/images/base.tar.zst": img, "/datasets/music.tar.zst": music}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/images/base.tar.zst" {
+		b, ok := files[r.URL.Path]
+		if !ok {
 			http.NotFound(w, r)
 			return
 		}
-		http.ServeContent(w, r, "img", time.Unix(0, 0), bytes.NewReader(img))
+		http.ServeContent(w, r, "f", time.Unix(0, 0), bytes.NewReader(b))
 	}))
 	t.Cleanup(srv.Close)
 
@@ -63,6 +68,8 @@ func newFixture(t *testing.T) *fixture {
 	}
 	sum := sha256.Sum256(img)
 	p.System.Image = profile.Image{URL: "images/base.tar.zst", SHA256: hex.EncodeToString(sum[:])}
+	msum := sha256.Sum256(music)
+	p.Datasets = []profile.Dataset{{Name: "music", Source: "datasets/music.tar.zst", SHA256: hex.EncodeToString(msum[:]), Path: "/srv/music"}}
 
 	root := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
@@ -100,6 +107,9 @@ func newFixture(t *testing.T) *fixture {
 		Disks:   []plan.Disk{{Name: "main", Device: "/dev/vda"}},
 		Devices: []plan.Device{{Ref: "main/root", Kind: "partition", Path: "/dev/vda1"}, {Ref: "main/swap", Kind: "partition", Path: "/dev/vda5"}}}
 	f.o = Options{Profile: p, Server: srv.URL, Runner: f.rec, Events: func(e restore.Event) {
+		if e.Kind == restore.Progress {
+			f.progress = append(f.progress, e)
+		}
 		if e.Kind != restore.Progress && e.Kind != restore.Log {
 			f.totals[e.Total] = true
 			f.events = append(f.events, string(e.Kind)+" "+e.Step)
@@ -125,6 +135,7 @@ func TestStagesInOrder(t *testing.T) {
 		"step-started system:packages", "step-done system:packages",
 		"step-started system:initramfs", "step-done system:initramfs",
 		"step-started system:bootloader", "step-done system:bootloader",
+		"step-started handoff", "step-done handoff",
 		"step-started close", "step-done close",
 	}
 	if got := strings.Join(f.events, "\n"); got != strings.Join(want, "\n") {
@@ -247,4 +258,28 @@ func tarZst(t *testing.T, files map[string]string) []byte {
 		t.Fatal(err)
 	}
 	return z.Bytes()
+}
+
+// The hand-off's datasets move a progress bar like the base image does:
+// bytes of the known total, ending full.
+func TestHandoffProgress(t *testing.T) {
+	f := newFixture(t)
+	if err := f.run(); err != nil {
+		t.Fatal(err)
+	}
+	var last *restore.Event
+	for i, e := range f.progress {
+		if e.Step == "handoff" {
+			last = &f.progress[i]
+		}
+	}
+	if last == nil {
+		t.Fatalf("no progress from the hand-off; progress events: %+v", f.progress)
+	}
+	if last.Of <= 0 || last.Bytes != last.Of {
+		t.Errorf("last hand-off progress %d of %d, want the whole archive", last.Bytes, last.Of)
+	}
+	if b, err := os.ReadFile(filepath.Join(f.pl.TargetRoot, "srv/music/b.flac")); err != nil || len(b) != 200<<10 {
+		t.Errorf("dataset not in place: %d bytes, %v", len(b), err)
+	}
 }
