@@ -93,3 +93,30 @@ func TestGrubBIOSDisk(t *testing.T) {
 }
 
 const mib = 1 << 20
+
+// LUKS1 only knows pbkdf2, so a capture leaves the PBKDF type out; merged
+// into a profile that names it, the type stays (a round trip of
+// restore/testdata/profiles/stack.yaml lost it).
+func TestMergeKeepsLUKS1PBKDFType(t *testing.T) {
+	old, err := profile.Parse("old.yaml", []byte(`version: 1
+host: {name: h}
+disks:
+  d:
+    table: none
+luks:
+  old:
+    device: d
+    version: 1
+    uuid: 3eb5607f-7731-56df-90e7-ec773d10f68a
+    pbkdf: {type: pbkdf2, iterations: 1000}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := &profile.Profile{Version: profile.Version, Disks: []profile.Disk{{Name: "d", Table: "none"}}, LUKS: []profile.LUKS{{Name: "old", Device: "d", Version: 1,
+		UUID: "3eb5607f-7731-56df-90e7-ec773d10f68a", PBKDF: &profile.PBKDF{Iterations: 1000}, Key: profile.Key{Prompt: true}}}}
+	capture.Merge(old, &capture.Result{Profile: cur, Facts: &capture.Facts{}, Measured: map[string]int64{}, Refs: map[string]string{}})
+	if len(old.LUKS) != 1 || old.LUKS[0].PBKDF == nil || *old.LUKS[0].PBKDF != (profile.PBKDF{Type: "pbkdf2", Iterations: 1000}) {
+		t.Errorf("merged LUKS %+v", old.LUKS)
+	}
+}

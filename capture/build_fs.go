@@ -262,10 +262,20 @@ func (b *builder) btrfs(fs *profile.Filesystem, fp, uuid string) {
 	} else {
 		b.note(fp, "block group profiles could not be read: data and metadata profiles not captured")
 	}
-	for _, d := range bf.Devices[1:] {
-		if r := b.ref(d); r != "" {
+	// The device with devid 1, the first mkfs.btrfs was given, is the
+	// profile's device (the first one of the filesystem seen on the way may
+	// be another); the others follow in devid order.
+	if len(bf.Devices) > 0 {
+		if r := b.ref(bf.Devices[0]); r != "" {
+			fs.Device = r
+		}
+	}
+	for _, d := range bf.Devices {
+		switch r := b.ref(d); {
+		case r == fs.Device:
+		case r != "":
 			o.Devices = append(o.Devices, r)
-		} else {
+		default:
 			b.note(fp, "device %s of this filesystem is not part of this capture", d)
 		}
 	}

@@ -69,3 +69,22 @@ func TestLVMFromGuestReports(t *testing.T) {
 		t.Errorf("PVs %v", g.PVs)
 	}
 }
+
+// A btrfs filesystem over two devices is the device with devid 1 plus the
+// other in devices, whichever of them the capture came to first (the second
+// device seen first listed the filesystem's own device again, which the
+// profile refused as a device holding two things).
+func TestBtrfsDevicesInDevidOrder(t *testing.T) {
+	for _, first := range []string{"/dev/nvme0n1p4", "/dev/vdb2"} {
+		f := &Facts{Btrfs: map[string]*BtrfsFacts{"u": {Devices: []string{"/dev/nvme0n1p4", "/dev/vdb2"},
+			Super: &parse.BtrfsSuper{NodeSize: 16384, SectorSize: 4096, NumDevices: 2}}}}
+		b := &builder{f: f, p: &profile.Profile{}, byPath: map[string]*parse.BlockDevice{}, lvPath: map[string]string{},
+			refs: map[string]string{"/dev/nvme0n1p4": "nv/b1", "/dev/vdb2": "y/b2"}}
+		b.res = &Result{Profile: b.p, Facts: f}
+		fs := profile.Filesystem{Device: b.refs[first], Type: "btrfs", UUID: "u"}
+		b.btrfs(&fs, "filesystems[0]", "u")
+		if fs.Device != "nv/b1" || fs.Btrfs == nil || !reflect.DeepEqual(fs.Btrfs.Devices, []string{"y/b2"}) {
+			t.Errorf("seen first %s: device %s, btrfs %+v", first, fs.Device, fs.Btrfs)
+		}
+	}
+}

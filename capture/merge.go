@@ -571,6 +571,13 @@ func (m *merger) luks() {
 				x.PBKDF = k
 			}
 		}
+		// LUKS1 only knows pbkdf2, so a capture leaves the type out; a
+		// profile that names it keeps it.
+		if k := o.PBKDF; k != nil && k.Type == "pbkdf2" && c.Version == 1 && x.PBKDF != nil && x.PBKDF != k && x.PBKDF.Type == "" {
+			p := *x.PBKDF
+			p.Type = k.Type
+			x.PBKDF = &p
+		}
 		merged[oi] = x
 	}
 	var out []profile.LUKS
