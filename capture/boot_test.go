@@ -120,3 +120,38 @@ luks:
 		t.Errorf("merged LUKS %+v", old.LUKS)
 	}
 }
+
+// A disk used whole (here by LUKS, whose UUID the profile leaves to
+// restore) has nothing to be matched by but being the one such disk: it
+// keeps the profile's name, and so does the LUKS volume's device.
+func TestMergeWholeDisk(t *testing.T) {
+	old, err := profile.Parse("old.yaml", []byte(`version: 1
+host: {name: h}
+disks:
+  main:
+    table: gpt
+    partitions:
+      - {name: root, size: 1GiB}
+  whole:
+    select: {serial: strata-vdd}
+    table: none
+luks:
+  wholecrypt:
+    device: whole
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := &profile.Profile{Version: profile.Version,
+		Disks: []profile.Disk{{Name: "main", Table: "gpt", Partitions: []profile.Partition{{Name: "root", Size: profile.Bytes(1 << 30)}}},
+			{Name: "disk4", Table: "none"}},
+		LUKS: []profile.LUKS{{Name: "wholecrypt", Device: "disk4", Version: 2, UUID: "916c9552-9dd2-552f-97d1-f486cd472a27", Key: profile.Key{Prompt: true}}}}
+	capture.Merge(old, &capture.Result{Profile: cur, Facts: &capture.Facts{}, Measured: map[string]int64{}, Refs: map[string]string{}})
+	var names []string
+	for _, d := range old.Disks {
+		names = append(names, d.Name)
+	}
+	if !reflect.DeepEqual(names, []string{"main", "whole"}) || len(old.LUKS) != 1 || old.LUKS[0].Device != "whole" {
+		t.Errorf("disks %v, LUKS %+v", names, old.LUKS)
+	}
+}

@@ -138,6 +138,15 @@ func (m *merger) matchDisk(c *profile.Disk, used map[int]bool) int {
 			return i
 		}
 	}
+	// A disk used whole (whole-disk LUKS, a PV, a filesystem without a
+	// table) has nothing else to match by: the one such disk on each side.
+	if c.Table == "none" {
+		if i, ok := onlyWhole(m.old.Disks, used); ok {
+			if _, ok := onlyWhole(m.cp.Disks, nil); ok {
+				return i
+			}
+		}
+	}
 	free := -1
 	for i := range m.old.Disks {
 		if !used[i] {
@@ -151,6 +160,21 @@ func (m *merger) matchDisk(c *profile.Disk, used map[int]bool) int {
 		return free
 	}
 	return -1
+}
+
+// onlyWhole is the index of the one disk without a table among ds (those
+// not used), if there is exactly one.
+func onlyWhole(ds []profile.Disk, used map[int]bool) (int, bool) {
+	found := -1
+	for i, d := range ds {
+		if d.Table == "none" && !used[i] {
+			if found >= 0 {
+				return -1, false
+			}
+			found = i
+		}
+	}
+	return found, found >= 0
 }
 
 // uuidsOn lists the filesystem UUIDs on a disk and its partitions.
