@@ -88,3 +88,15 @@ func TestBtrfsDevicesInDevidOrder(t *testing.T) {
 		}
 	}
 }
+
+// mke2fs -N rounds the count up to fill each group's inode table: an
+// inodes: 20000 asked on 32 groups of 4 KiB blocks and 256-byte inodes
+// gives 20480, which is still the profile's 20000.
+func TestInodesFrom(t *testing.T) {
+	s := &parse.ExtSuper{InodeCount: 20480, InodesPerGroup: 640, BlockSize: 4096, InodeSize: 256}
+	for n, want := range map[int64]bool{20000: true, 20480: true, 19985: true, 19968: false, 21000: false} {
+		if got := inodesFrom(n, s); got != want {
+			t.Errorf("-N %d gives %d inodes in 32 groups: %v, want %v", n, s.InodeCount, got, want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/stratahq/strata/capture/diff"
+	"github.com/stratahq/strata/capture/parse"
 	"github.com/stratahq/strata/profile"
 )
 
@@ -941,7 +942,7 @@ func (m *merger) mergeExt(o, c profile.Filesystem, capRef string) *profile.ExtOp
 		case oe.ReservedBlocks != 0 && oe.ReservedBlocks == s.ReservedBlocks:
 			x.ReservedBlocks = oe.ReservedBlocks
 		}
-		if oe.Inodes != 0 && oe.Inodes == s.InodeCount {
+		if oe.Inodes != 0 && (oe.Inodes == s.InodeCount || inodesFrom(oe.Inodes, s)) {
 			x.Inodes, x.InodeRatio = oe.Inodes, 0
 		}
 	}
@@ -1128,4 +1129,21 @@ func findLUKS(p *profile.Profile, name string) *profile.LUKS {
 		}
 	}
 	return nil
+}
+
+// inodesFrom says whether mke2fs -N n makes the inode count of s: it
+// spreads n over the groups and rounds each group's share up to whole
+// inode table blocks and a multiple of 8.
+func inodesFrom(n int64, s *parse.ExtSuper) bool {
+	if s.InodesPerGroup <= 0 || s.InodeSize <= 0 || s.BlockSize < s.InodeSize {
+		return false
+	}
+	groups := s.InodeCount / s.InodesPerGroup
+	if groups <= 0 {
+		return false
+	}
+	perBlock := s.BlockSize / s.InodeSize
+	ipg := (n + groups - 1) / groups
+	ipg = (ipg + perBlock - 1) / perBlock * perBlock &^ 7
+	return ipg == s.InodesPerGroup
 }
