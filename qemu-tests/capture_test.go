@@ -11,6 +11,7 @@ package qemutests
 import (
 	"encoding/base64"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,30 +33,42 @@ var roundTrips = []struct {
 	// restore, not by capture.
 	allowed map[string]string
 }{
-	{"laptop-uefi.yaml", "--disk main=vda", []rtDisk{{8 << 30, "", "strata-vda"}}, "-disk /dev/vda", map[string]string{
+	{"laptop-uefi.yaml", "--disk main=vda", []rtDisk{{8 << 30, "", "strata-vda", 0}}, "-disk /dev/vda", map[string]string{
 		"~ volume_groups.vg0.lvs.root.size":     "60% with min_size 3GiB is what restore fitted; a capture states the size it finds",
 		"- volume_groups.vg0.lvs.root.min_size": "goes with the size above",
 		"~ volume_groups.vg0.lvs.home.size":     "rest becomes the captured size when it does not fill the group exactly (checked below)",
 	}},
-	{"server-raid1.yaml", "", []rtDisk{{6 << 30, "scsi", "drive-scsi0-0-0-0"}, {6 << 30, "scsi", "drive-scsi0-0-1-0"}},
+	{"server-raid1.yaml", "", []rtDisk{{6 << 30, "scsi", "drive-scsi0-0-0-0", 0}, {6 << 30, "scsi", "drive-scsi0-0-1-0", 0}},
 		"-disk /dev/sda -disk /dev/sdb", map[string]string{
 			"~ volume_groups.vg-srv.lvs.srv": "90%free of what restore left",
 		}},
-	{"btrfs-subvolumes.yaml", "", []rtDisk{{6 << 30, "ide", "QM00001"}}, "-disk /dev/sda", nil},
-	{"bios-msdos.yaml", "--disk main=vda", []rtDisk{{4 << 30, "", "strata-vda"}}, "-disk /dev/vda", nil},
+	{"btrfs-subvolumes.yaml", "", []rtDisk{{6 << 30, "ide", "QM00001", 0}}, "-disk /dev/sda", nil},
+	{"bios-msdos.yaml", "--disk main=vda", []rtDisk{{4 << 30, "", "strata-vda", 0}}, "-disk /dev/vda", nil},
+	// Every storage kind the examples lack: an LVM raid1 LV, a thin pool
+	// and thin LV, a striped LV, md raid5 under LUKS1, btrfs raid1, a 4Kn
+	// NVMe disk.
+	{stackProfile, "", []rtDisk{{16 << 30, "nvme", "stacknv", 4096}, {8 << 30, "", "strata-vdb", 0}, {8 << 30, "", "strata-vdc", 0}, {2 << 30, "", "strata-vdd", 0}},
+		"-disk /dev/nvme0n1 -disk /dev/vda -disk /dev/vdb -disk /dev/vdc", map[string]string{
+			"~ volume_groups.vgs.lvs.pool.size": "50%free of what restore left",
+		}},
 }
 
 func TestCaptureRoundTrip(t *testing.T) {
 	for _, rt := range roundTrips {
-		t.Run(strings.TrimSuffix(rt.example, ".yaml"), func(t *testing.T) {
+		name := filepath.Base(rt.example)
+		path := rt.example
+		if !strings.Contains(path, "/") {
+			path = filepath.Join("..", "examples", path)
+		}
+		t.Run(strings.TrimSuffix(name, ".yaml"), func(t *testing.T) {
 			var disks []vm.Disk
 			for _, d := range rt.disks {
-				disks = append(disks, vm.Disk{Path: sparseDisk(t, d.size), Interface: d.iface, Serial: d.serial})
+				disks = append(disks, vm.Disk{Path: sparseDisk(t, d.size), Interface: d.iface, Serial: d.serial, SectorSize: d.sector})
 			}
 			files := "/dev/vd" + string(rune('a'+countVirtio(disks)))
 			script := strings.Join([]string{
 				"busybox dmesg -n 1",
-				fmt.Sprintf("run restore strata restore /tmp/%s --layers-only --yes %s", rt.example, rt.restore),
+				fmt.Sprintf("run restore strata restore /tmp/%s --layers-only --yes %s", name, rt.restore),
 				fmt.Sprintf("run capture busybox sh -c 'strata capture -storage -root /mnt/strata %s -record /tmp/rec.txt >/dev/null 2>/tmp/capture.err; rc=$?; busybox base64 /tmp/rec.txt; exit $rc'", rt.capture),
 				"run warnings busybox cat /tmp/capture.err",
 			}, "\n")
@@ -85,11 +98,11 @@ func TestCaptureRoundTrip(t *testing.T) {
 			if err := res.Profile.Validate(); err != nil {
 				t.Errorf("the capture of the restored machine does not validate: %v", err)
 			}
-			before, err := profile.Load("../examples/" + rt.example)
+			before, err := profile.Load(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			after, _ := profile.Load("../examples/" + rt.example)
+			after, _ := profile.Load(path)
 			capture.Merge(after, res)
 			for _, c := range diff.Profiles(before, after) {
 				s := c.String()
@@ -115,6 +128,7 @@ func TestCaptureRoundTrip(t *testing.T) {
 type rtDisk struct {
 	size          int64
 	iface, serial string
+	sector        int // 0: 512
 }
 
 func countVirtio(ds []vm.Disk) int {
