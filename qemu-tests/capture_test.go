@@ -54,6 +54,7 @@ var roundTrips = []struct {
 }
 
 func TestCaptureRoundTrip(t *testing.T) {
+	t.Parallel() // VM tests share the machine's VM slots (qemu-tests/vm)
 	for _, rt := range roundTrips {
 		name := filepath.Base(rt.example)
 		path := rt.example
@@ -61,6 +62,7 @@ func TestCaptureRoundTrip(t *testing.T) {
 			path = filepath.Join("..", "examples", path)
 		}
 		t.Run(strings.TrimSuffix(name, ".yaml"), func(t *testing.T) {
+			t.Parallel()
 			var disks []vm.Disk
 			for _, d := range rt.disks {
 				disks = append(disks, vm.Disk{Path: sparseDisk(t, d.size), Interface: d.iface, Serial: d.serial, SectorSize: d.sector})

@@ -170,9 +170,7 @@ func selectedDrills(t *testing.T) map[string]bool {
 }
 
 func TestDrill(t *testing.T) {
-	// With the wizard's restore, the longest tests: they share the VM
-	// slots at the end of the package's run.
-	t.Parallel()
+	t.Parallel() // VM tests share the machine's VM slots (qemu-tests/vm)
 	img := liveImage(t)
 	cache := initramfs.DefaultCacheDir()
 	base := filepath.Join(cache, "images", "test-image.tar.zst")

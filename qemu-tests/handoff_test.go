@@ -24,6 +24,7 @@ import (
 )
 
 func TestLiveGitSubmoduleOverHTTP(t *testing.T) {
+	t.Parallel() // VM tests share the machine's VM slots (qemu-tests/vm)
 	backend := "/usr/lib/git-core/git-http-backend"
 	if _, err := os.Stat(backend); err != nil {
 		t.Skipf("skipping: no git http-backend on the host: %v", err)

@@ -86,6 +86,7 @@ func report(t *testing.T, v *vm.VM) (string, time.Duration) {
 }
 
 func TestLiveBoot(t *testing.T) {
+	t.Parallel() // VM tests share the machine's VM slots (qemu-tests/vm)
 	img := liveImage(t)
 	start := time.Now()
 	v := vm.StartT(t, vm.Config{
@@ -192,6 +193,7 @@ func TestLiveBoot(t *testing.T) {
 // Kernel parameters: an unattended plan, static network, no rescue shells,
 // virtio-net.
 func TestLiveBootUnattendedPlan(t *testing.T) {
+	t.Parallel() // VM tests share the machine's VM slots (qemu-tests/vm)
 	img := liveImage(t)
 	v := vm.StartT(t, vm.Config{
 		Kernel: img.Kernel, Initrd: img.Initramfs,
@@ -230,6 +232,7 @@ func TestLiveBootUnattendedPlan(t *testing.T) {
 // A mistyped parameter is reported on the console and nothing runs
 // unattended.
 func TestLiveBootBadParameter(t *testing.T) {
+	t.Parallel() // VM tests share the machine's VM slots (qemu-tests/vm)
 	img := liveImage(t)
 	v := vm.StartT(t, vm.Config{
 		Kernel: img.Kernel, Initrd: img.Initramfs,
@@ -323,6 +326,7 @@ func stickImage(t *testing.T, kind string, img initramfs.Result, appendArgs stri
 // match, and restores the layers and the dataset from the stick's
 // strata/datasets/. The rescue shell on ttyS1 then shows the result.
 func TestLiveStickRestoreNoNetwork(t *testing.T) {
+	t.Parallel() // VM tests share the machine's VM slots (qemu-tests/vm)
 	img := liveImage(t)
 	usb, note := stickImage(t, "usb", img, "strata.profile=sticktest strata.yes")
 	target := sparseDisk(t, 1<<30)
@@ -398,6 +402,7 @@ func TestLiveStickRestoreNoNetwork(t *testing.T) {
 // ISO9660 labelled STRATA on /dev/sr0 is the medium, the profile comes from
 // it, and nothing is written without the confirmation.
 func TestLiveCDProfile(t *testing.T) {
+	t.Parallel() // VM tests share the machine's VM slots (qemu-tests/vm)
 	img := liveImage(t)
 	if _, err := os.Stat(vm.OVMFCode); err != nil {
 		t.Skipf("skipping: OVMF not installed (make deps): %v", err)
@@ -450,6 +455,7 @@ func allZero(p string) (bool, error) {
 // OVMF (QEMU loads them; the kernel's EFI stub starts) and checks that it
 // reaches the ready marker and reports no medium.
 func TestLiveBootUEFIDirect(t *testing.T) {
+	t.Parallel() // VM tests share the machine's VM slots (qemu-tests/vm)
 	img := liveImage(t)
 	if _, err := os.Stat(vm.OVMFCode); err != nil {
 		t.Skipf("skipping: OVMF not installed (make deps): %v", err)

@@ -207,6 +207,7 @@ const lvs = "lvm lvs --config 'activation{udev_sync=0 udev_rules=0}' --reportfor
 // small; then the restore, a re-run that changes nothing, close, and a
 // reinstall that keeps /home.
 func TestRestoreLaptop(t *testing.T) {
+	t.Parallel() // VM tests share the machine's VM slots (qemu-tests/vm)
 	const pass = "correct horse battery staple"
 	const r = "strata restore /tmp/laptop-uefi.yaml --layers-only"
 	script := strings.Join([]string{
@@ -260,6 +261,7 @@ func TestRestoreLaptop(t *testing.T) {
 // XFS. strata is killed (-9) as soon as it starts creating LVs; the re-run
 // finishes without recreating what was there.
 func TestRestoreServerKilledMidLVM(t *testing.T) {
+	t.Parallel() // VM tests share the machine's VM slots (qemu-tests/vm)
 	const r = "strata restore /tmp/server-raid1.yaml --layers-only"
 	script := strings.Join([]string{
 		"run disks strata plan --list-disks",
@@ -305,6 +307,7 @@ func TestRestoreServerKilledMidLVM(t *testing.T) {
 // wants the QEMU HARDDISK model), ESP mounted, and the msdos example on a
 // virtio disk, in one boot.
 func TestRestoreBtrfsAndMsdos(t *testing.T) {
+	t.Parallel() // VM tests share the machine's VM slots (qemu-tests/vm)
 	script := strings.Join([]string{
 		"run btrfs strata restore /tmp/btrfs-subvolumes.yaml --layers-only --yes --target /mnt/b --work /run/sb",
 		"run subvols busybox sh -c 'btrfs subvolume list /mnt/b; btrfs subvolume get-default /mnt/b; busybox grep /mnt/b /proc/self/mountinfo'",
@@ -357,6 +360,7 @@ const stackProfile = "../restore/testdata/profiles/stack.yaml"
 // parity-RAID and LUKS1 arithmetic is the tools'), LUKS1's payload offset and
 // md's data offset, and a file written and read back on every mount.
 func TestRestoreStack(t *testing.T) {
+	t.Parallel() // VM tests share the machine's VM slots (qemu-tests/vm)
 	disks := []probe.Disk{
 		{Name: "nvme0n1", Path: "/dev/nvme0n1", Size: 16 << 30, LogicalSectorSize: 4096, PhysicalSectorSize: 4096, Transport: "nvme",
 			Serial: "stacknv", ByID: []string{"nvme-QEMU_NVMe_Ctrl_stacknv"}},
@@ -490,6 +494,7 @@ inuse() { busybox cat /proc/mdstat /proc/swaps; dmsetup ls; busybox grep -E ' /m
 // unmounts, swaps off, deactivates, closes and stops it, and the restore
 // proceeds. The other member disk of the foreign array is not written.
 func TestRestoreTeardown(t *testing.T) {
+	t.Parallel() // VM tests share the machine's VM slots (qemu-tests/vm)
 	const r = "strata restore /tmp/bios-msdos.yaml --layers-only --disk main=vda"
 	script := strings.Join([]string{
 		"busybox dmesg -n 1",
@@ -541,6 +546,7 @@ const parityProfile = "../restore/testdata/profiles/parity.yaml"
 // extent on such an array and on LUKS over one. Every size the plan gives
 // must be what the guest's tools made.
 func TestRestoreParity(t *testing.T) {
+	t.Parallel() // VM tests share the machine's VM slots (qemu-tests/vm)
 	var disks []probe.Disk
 	var vdisks []vm.Disk
 	for _, n := range []string{"vda", "vdb", "vdc", "vdd"} {

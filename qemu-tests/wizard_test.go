@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,19 +20,28 @@ import (
 // directory may be rebuilt by another test binary (from another checkout)
 // while this one waits for a VM slot.
 func wizardImage(t *testing.T) initramfs.Result {
-	liveImage(t) // its skips: -short, no QEMU, no kernel
-	img, err := initramfs.Build(context.Background(), initramfs.Options{
-		Out: filepath.Join(initramfs.DefaultCacheDir(), "test-live-wizard"), Log: func(string, ...any) {}})
-	if err != nil {
-		t.Fatalf("build live image: %v", err)
+	liveImage(t)           // its skips: -short, no QEMU, no kernel
+	wizardOnce.Do(func() { // the tests run in parallel: build once
+		wizardImg, wizardErr = initramfs.Build(context.Background(), initramfs.Options{
+			Out: filepath.Join(initramfs.DefaultCacheDir(), "test-live-wizard"), Log: func(string, ...any) {}})
+	})
+	if wizardErr != nil {
+		t.Fatalf("build live image: %v", wizardErr)
 	}
-	return img
+	return wizardImg
 }
+
+var (
+	wizardOnce sync.Once
+	wizardImg  initramfs.Result
+	wizardErr  error
+)
 
 // TestWizardOnConsole boots the live image without parameters: the wizard
 // takes the serial console (rescue shells stay elsewhere), and leaving it
 // gives the console a shell.
 func TestWizardOnConsole(t *testing.T) {
+	t.Parallel() // VM tests share the machine's VM slots (qemu-tests/vm)
 	img := wizardImage(t)
 	v := vm.StartT(t, vm.Config{Kernel: img.Kernel, Initrd: img.Initramfs, Append: "console=ttyS0 panic=-1",
 		Net: &vm.Net{}, Serial1: true, Timeout: 5 * time.Minute, NoReboot: true})
@@ -57,6 +67,7 @@ func TestWizardOnConsole(t *testing.T) {
 // (a PXE menu entry): a person is at the console, so the wizard starts with
 // the server filled in rather than the unattended run stopping unconfirmed.
 func TestWizardPrefilled(t *testing.T) {
+	t.Parallel() // VM tests share the machine's VM slots (qemu-tests/vm)
 	img := wizardImage(t)
 	v := vm.StartT(t, vm.Config{Kernel: img.Kernel, Initrd: img.Initramfs,
 		Append:  "console=ttyS0 panic=-1 strata.server=http://10.0.2.2:8099 strata.profile=laptop strata.net=none strata.rescue=none",
@@ -79,7 +90,7 @@ func TestWizardPrefilled(t *testing.T) {
 // the rest: file server, blank disk, booting the restored disk, unlocking
 // LUKS with the passphrase typed in the wizard, and the login and checks.
 func TestWizard(t *testing.T) {
-	t.Parallel() // with the drills, at the end of the package's run
+	t.Parallel() // VM tests share the machine's VM slots (qemu-tests/vm)
 	if os.Getenv("STRATA_WIZARD_E2E") == "0" {
 		t.Skip("skipping: STRATA_WIZARD_E2E=0 (a full laptop restore through the wizard, 12-16 min under TCG)")
 	}
