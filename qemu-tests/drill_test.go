@@ -189,7 +189,7 @@ func TestDrill(t *testing.T) {
 			t.Parallel()
 			work := filepath.Join(vmLogRoot(), "drill-"+c.name)
 			os.RemoveAll(work)
-			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Minute)
+			ctx, cancel := context.WithTimeout(context.Background(), 75*time.Minute) // slot waits included: every VM test of the package runs in parallel
 			defer cancel()
 			o := drill.Options{Profile: c.profile, DiskSizes: c.sizes, Kernel: img.Kernel, Initrd: img.Initramfs,
 				SystemImage: base, WorkDir: work, Log: t.Logf}

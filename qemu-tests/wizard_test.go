@@ -101,7 +101,7 @@ func TestWizard(t *testing.T) {
 	}
 	work := filepath.Join(vmLogRoot(), "wizard-laptop")
 	os.RemoveAll(work)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 75*time.Minute) // slot waits included: every VM test of the package runs in parallel
 	defer cancel()
 	o := drill.Options{Profile: "../examples/laptop-uefi.yaml", DiskSizes: map[string]int64{"main": laptopSmaller},
 		Kernel: img.Kernel, Initrd: img.Initramfs, SystemImage: base, WorkDir: work, Log: t.Logf,
