@@ -8,7 +8,7 @@ cache=${STRATA_CACHE:-$HOME/.cache/strata}
 packages=(
   qemu-system-x86 qemu-utils ovmf ipxe-qemu
   cryptsetup-bin lvm2 thin-provisioning-tools mdadm e2fsprogs xfsprogs btrfs-progs dosfstools gdisk fdisk kmod efibootmgr
-  systemd-boot-efi grub-efi-amd64-bin grub-pc-bin grub-common isolinux syslinux syslinux-common mtools xorriso
+  systemd-boot-efi grub-efi-amd64-bin grub-pc-bin grub-common grub2-common isolinux syslinux syslinux-common mtools xorriso
   debootstrap zstd xz-utils cpio git subversion rsync busybox-static dnsmasq-base tmux curl ca-certificates
   openssh-server
   apache2 libapache2-mod-svn gettext-base openssh-client
