@@ -152,6 +152,11 @@ func driveWizard(t *testing.T, images string) func(ctx context.Context, v *vm.VM
 		w.see("Profile "+l.Profile, time.Minute)
 		w.key("\r")
 		w.see("3/8 Disks", time.Minute)
+		// The disk is 30% smaller than the profile's min_size: automatic
+		// matching refuses it, and the person picks it by hand (space), as
+		// someone moving to a smaller disk would.
+		w.see(`is below min_size 8GiB`, 2*time.Minute)
+		w.key(" ")
 		w.see(`ok main -> /dev/vda`, 2*time.Minute)
 		w.key("\r")
 		w.see("4/8 Plan", time.Minute)
