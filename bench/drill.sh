@@ -15,8 +15,8 @@ baseline=bench/baselines/drill-$case.json
 echo "== machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 STRATA_DRILLS=$case STRATA_DRILL_DIR=$out go test -count=1 -timeout 90m -run "TestDrill/^$case\$" ./qemu-tests/ >"$out/test.log" 2>&1 ||
 	{ tail -40 "$out/test.log" >&2; echo "bench: the drill failed; log above" >&2; exit 1; }
-report=$out/drill-$case/report.json
-[ -s "$report" ] || { echo "bench: no report at $report" >&2; exit 1; }
+report=$(ls "$out"/drill-"$case"-*/report.json 2>/dev/null | head -1)
+[ -s "$report" ] || { echo "bench: no report under $out" >&2; exit 1; }
 echo "== load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # Phases: the live restore broken down by stage, then the drill's own phases.

@@ -187,8 +187,7 @@ func TestDrill(t *testing.T) {
 			// slots (qemu-tests/vm): each spends most of its time in one
 			// guest's TCG thread.
 			t.Parallel()
-			work := filepath.Join(vmLogRoot(), "drill-"+c.name)
-			os.RemoveAll(work)
+			work := drillWorkDir(t, "drill-"+c.name)
 			ctx, cancel := context.WithTimeout(context.Background(), 75*time.Minute) // slot waits included: every VM test of the package runs in parallel
 			defer cancel()
 			o := drill.Options{Profile: c.profile, DiskSizes: c.sizes, Kernel: img.Kernel, Initrd: img.Initramfs,
@@ -216,10 +215,21 @@ func TestDrill(t *testing.T) {
 	}
 }
 
-// vmLogRoot is where kept drill directories go (gitignored).
-func vmLogRoot() string {
-	if d := os.Getenv("STRATA_DRILL_DIR"); d != "" {
-		return d
+// drillWorkDir makes a new directory for one drill's disks, logs and
+// report under STRATA_DRILL_DIR (default /tmp/strata-drills): a new one
+// each run, so two test runs on one machine never share a disk image.
+func drillWorkDir(t *testing.T, name string) string {
+	root := os.Getenv("STRATA_DRILL_DIR")
+	if root == "" {
+		root = filepath.Join(os.TempDir(), "strata-drills")
 	}
-	return filepath.Join(os.TempDir(), "strata-drills")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp(root, name+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("drill directory (kept): %s", dir)
+	return dir
 }

@@ -99,8 +99,7 @@ func TestWizard(t *testing.T) {
 	if _, err := os.Stat(base); err != nil {
 		t.Skipf("skipping: no base-system test image (%v): make test-image builds it", err)
 	}
-	work := filepath.Join(vmLogRoot(), "wizard-laptop")
-	os.RemoveAll(work)
+	work := drillWorkDir(t, "wizard-laptop")
 	ctx, cancel := context.WithTimeout(context.Background(), 75*time.Minute) // slot waits included: every VM test of the package runs in parallel
 	defer cancel()
 	o := drill.Options{Profile: "../examples/laptop-uefi.yaml", DiskSizes: map[string]int64{"main": laptopSmaller},
