@@ -127,8 +127,8 @@ func bootAndCheckAbsent(t *testing.T, cfg vm.Config, wantCmdline, absent []strin
 	t.Helper()
 	cfg.MemoryMB = 1024
 	cfg.Timeout = bootWait + 30*time.Second
-	start := time.Now()
 	v := vm.StartT(t, cfg)
+	start := time.Now() // after the start, which may have waited for a VM slot
 	m, err := v.Expect(`Kernel command line: ([^\r\n]*)\r?\n`, bootWait)
 	if err != nil {
 		t.Fatalf("no kernel command line: %v", err)
