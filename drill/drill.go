@@ -463,11 +463,38 @@ func (d *drill) reboot(ctx context.Context, ph *Phase) (*vm.VM, error) {
 			return fail(err)
 		}
 	}
-	if _, err := v.Expect(`login:`, time.Until(deadline)); err != nil {
+	m, err := v.Expect(`login:|`+emergencyRE, time.Until(deadline))
+	if err != nil {
 		return fail(fmt.Errorf("the restored system did not reach a login prompt: %w", err))
+	}
+	if m[0] != "login:" {
+		return fail(fmt.Errorf("the restored system stopped in emergency mode%s", bootFailures(v.Console().Output())))
 	}
 	return v, nil
 }
+
+// emergencyRE is systemd's emergency or rescue shell: the boot has failed, so
+// waiting out the deadline for a login prompt would only hide why.
+const emergencyRE = `You are in (emergency|rescue) mode`
+
+// bootFailures picks systemd's reasons (timed-out devices, failed units) from
+// the console, without colours, for the drill's error.
+func bootFailures(console string) string {
+	var why []string
+	for _, l := range strings.Split(ansiRE.ReplaceAllString(console, ""), "\n") {
+		l = strings.TrimSpace(l)
+		if strings.Contains(l, "Timed out waiting for device") || strings.Contains(l, "Dependency failed for") ||
+			strings.Contains(l, "Failed to mount") || strings.Contains(l, "Failed to start") {
+			why = append(why, l)
+		}
+	}
+	if len(why) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(why, "; ")
+}
+
+var ansiRE = regexp.MustCompile(`\x1b\[[0-9;?=]*[A-Za-z]`)
 
 func (d *drill) checks(v *vm.VM, ph *Phase) error {
 	defer v.Kill()
