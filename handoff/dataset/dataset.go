@@ -168,7 +168,7 @@ func dirURL(raw string) string {
 		return raw
 	}
 	if !strings.HasSuffix(u.Path, "/") {
-		u.Path = path.Dir(u.Path) + "/"
+		u.Path = strings.TrimSuffix(path.Dir(u.Path), "/") + "/" // (not "//" at the top)
 		u.RawPath = ""
 	}
 	u.RawQuery, u.Fragment = "", ""

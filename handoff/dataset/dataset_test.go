@@ -172,3 +172,17 @@ func TestEarlyHashFollowsTempFile(t *testing.T) {
 		}
 	}
 }
+
+func TestDirURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://h:1/video.tar.zst":    "http://h:1/",
+		"http://h/a/b.tar?x=1":        "http://h/a/",
+		"http://h/a/":                 "http://h/a/",
+		"file:///srv/data/x.tar.zst":  "file:///srv/data/",
+		"https://h/a%20b/c.tar.zst#f": "https://h/a%20b/",
+	} {
+		if got := dirURL(in); got != want {
+			t.Errorf("dirURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
