@@ -49,51 +49,65 @@ func archiveSum(ctx context.Context, d profile.Dataset, p Plan, opt Options) (st
 	return "", "", fmt.Errorf("archive %s: %s has no line for %s; set sha256 in the profile", p.Source, murl, base)
 }
 
-func fetchArchive(ctx context.Context, d profile.Dataset, p Plan, sel pattern.Set, dest string, opt Options) (Result, error) {
-	res := Result{Method: Archive, Source: p.Source}
+func fetchArchive(ctx context.Context, d profile.Dataset, p Plan, sel pattern.Set, dest string, opt Options) (res Result, err error) {
+	res = Result{Method: Archive, Source: p.Source}
 	sum, how, err := archiveSum(ctx, d, p, opt)
 	if err != nil {
 		return res, err
 	}
 	res.Digest, res.Verified = sum, how
+	// The staging directory holds the spool (partial/, kept from an
+	// interrupted run) and the tree being unpacked (tree/, never kept).
 	stage := filepath.Join(dest, place.StagingName)
-	if err := os.RemoveAll(stage); err != nil {
-		return res, fmt.Errorf("clear staging %s: %w", stage, err)
+	tree := filepath.Join(stage, "tree")
+	if err := clearStage(stage, true); err != nil {
+		return res, err
 	}
-	if err := os.Mkdir(stage, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(stage, PartialHTTP), 0o700); err != nil {
 		return res, fmt.Errorf("staging: %w", err)
 	}
-	defer os.RemoveAll(stage)
+	if err := os.Mkdir(tree, 0o700); err != nil {
+		return res, fmt.Errorf("staging: %w", err)
+	}
+	keep := false
+	defer func() { clearStage(stage, keep) }()
 
 	var bytesRead, entries, total atomic.Int64
 	total.Store(-1)
 	report := func() {
 		opt.Progress(Progress{Bytes: bytesRead.Load(), TotalBytes: total.Load(), Files: entries.Load(), TotalFiles: -1})
 	}
-	r, err := fetch.Open(ctx, p.Source, fetch.Options{Client: opt.Client, Header: opt.Creds.Lookup(p.Source).Header(), Retries: opt.Retries, Log: opt.Log,
-		Progress: func(done, t int64) { bytesRead.Store(done); total.Store(t) }})
+	fopt := fetch.Options{Client: opt.Client, Header: opt.Creds.Lookup(p.Source).Header(), Retries: opt.Retries, Log: opt.Log,
+		SHA256: sum, Progress: func(done, t int64) { bytesRead.Store(done); total.Store(t) }}
+	raw, closeRaw, err := openArchive(ctx, p.Source, filepath.Join(stage, PartialHTTP, SpoolName), fopt, opt.Log)
 	if err != nil {
-		return res, explainHTTP(err)
+		return res, fmt.Errorf("archive %s: %w", p.Source, explainHTTP(err))
 	}
-	defer r.Close()
-	total.Store(r.Size())
+	// Receiving and spooling run ahead of hashing and unpacking, on another
+	// core (hashing there balances the two: a spool write costs about what
+	// unpacking a large file does).
+	ra := fetch.NewReadAhead(raw, 8, 1<<20)
 	h := sha256.New()
-	// Receiving and hashing run ahead of unpacking, on another core.
-	hashed := fetch.NewReadAhead(io.TeeReader(r, h), 8, 1<<20)
-	defer hashed.Close()
-	var in io.Reader = hashed
+	src := io.TeeReader(ra, h)
+	verified := false
+	defer func() {
+		ra.Close()
+		res.Resumes, keep = closeRaw(verified)
+		keep = keep || ctx.Err() != nil
+	}()
+	var in io.Reader = src
 	var filterErr chan error
 	if !sel.Empty() {
 		pr, pw := io.Pipe()
 		filterErr = make(chan error, 1)
 		go func() {
-			err := filterTar(hashed, pw, sel)
+			err := filterTar(src, pw, sel)
 			pw.CloseWithError(err)
 			filterErr <- err
 		}()
 		in = pr
 	}
-	st, err := unpack.Archive(ctx, in, stage, unpack.Options{Owner: &unpack.Owner{UID: opt.Owner.UID, GID: opt.Owner.GID}, Progress: func(n int64, _ string) {
+	st, err := unpack.Archive(ctx, in, tree, unpack.Options{Owner: &unpack.Owner{UID: opt.Owner.UID, GID: opt.Owner.GID}, Progress: func(n int64, _ string) {
 		entries.Store(n)
 		report()
 	}})
@@ -108,21 +122,22 @@ func fetchArchive(ctx context.Context, d profile.Dataset, p Plan, sel pattern.Se
 			err = ferr // the filter's own error says more
 		}
 	}
-	if err != nil {
-		return res, fmt.Errorf("archive %s: %w", p.Source, err)
+	if err == nil {
+		// The checksum is checked at the end of the compressed stream, which
+		// the tar reader may not have reached (it stops at the end-of-archive
+		// blocks).
+		_, err = io.Copy(io.Discard, src)
 	}
-	// The checksum is checked at the end of the compressed stream, which the
-	// tar reader may not have reached (it stops at the end-of-archive blocks).
-	if _, err := io.Copy(io.Discard, hashed); err != nil {
-		return res, fmt.Errorf("archive %s: %w", p.Source, err)
+	if err != nil {
+		return res, fmt.Errorf("archive %s: %w", p.Source, explainHTTP(err))
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
 		return res, fmt.Errorf("archive %s: %w: its sha256 is %s, expected %s (%s); nothing was moved into place", p.Source, fetch.ErrChecksum, got, sum, how)
 	}
+	verified = true
 	report()
-	res.Resumes = r.Resumes()
 	// (unpack gave every entry its owner as it made it, and counted)
-	if err := place.Merge(stage, dest, place.MergeOptions{Owner: &opt.Owner}); err != nil {
+	if err := place.Merge(tree, dest, place.MergeOptions{Owner: &opt.Owner}); err != nil {
 		return res, err
 	}
 	res.Files, res.Bytes = st.Files, st.Size
@@ -130,6 +145,36 @@ func fetchArchive(ctx context.Context, d profile.Dataset, p Plan, sel pattern.Se
 		return res, fmt.Errorf("archive %s is empty", p.Source)
 	}
 	return res, nil
+}
+
+// openArchive returns the archive's bytes and the function that ends
+// their reading, given whether they verified: it says how often the
+// transfer resumed, and whether the spool is worth keeping for the next run.
+// A file URL is read where it is (it is its own spool), and so is a spool
+// an earlier run completed. Over the network, the archive is spooled (see
+// SpoolName).
+func openArchive(ctx context.Context, source, spoolPath string, opt fetch.Options, logf func(string, ...any)) (io.Reader, func(verified bool) (int, bool), error) {
+	local := source
+	if st, err := os.Stat(spoolPath); err == nil && st.Mode().IsRegular() {
+		local = "file://" + spoolPath
+		logf("dataset: %s: unpacking the copy an earlier run downloaded whole (%s)", source, spoolPath)
+	}
+	if strings.HasPrefix(local, "file:") {
+		opt.SHA256 = "" // (verified by the caller, over all the bytes it reads)
+		r, err := fetch.Open(ctx, local, opt)
+		if err != nil {
+			return nil, nil, err
+		}
+		return r, func(bool) (int, bool) { r.Close(); return 0, false }, nil
+	}
+	s, err := openSpool(ctx, source, spoolPath, opt, logf)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, func(verified bool) (int, bool) {
+		s.Close(verified)
+		return s.r.Resumes(), s.keep
+	}, nil
 }
 
 // filterTar copies the entries of a (compressed) tar stream that the
@@ -188,7 +233,9 @@ func filterTar(r io.Reader, w io.Writer, sel pattern.Set) error {
 	if err := tw.Close(); err != nil {
 		return err
 	}
-	// Read the compressed stream to its end so its checksum is checked.
+	// Read the compressed stream to its end so its checksum is checked,
+	// once the decompressor's goroutines stopped reading it.
+	plain.Close()
 	_, err = io.Copy(io.Discard, r)
 	return err
 }
