@@ -13,13 +13,17 @@
 //	ssh://git@files.example.org/      ssh-key      /media/strata/keys/id_ed25519
 //	ssh://git@files.example.org/      known-hosts  /media/strata/keys/known_hosts
 //	https://files.example.org/home/   basic        alice
+//	https://files.example.org/        ca-file      /media/strata/ca.pem
 //
 // For basic, the password is the rest of the line after the user name (it may
 // contain spaces; leading and trailing blanks are trimmed). A basic entry
 // without a password is asked for at restore time (Options.Prompt). ssh-key
 // and known-hosts name files in the live environment (on the stick): the key
-// file is the secret and is only ever passed by its path. Blank lines and
-// lines starting with # are ignored.
+// file is the secret and is only ever passed by its path. ca-file names a
+// PEM file of CA certificates: https URLs under the prefix are trusted when
+// their server's certificate chains to one of them, instead of to the live
+// system's CAs (a file server with a private CA). Blank lines and lines
+// starting with # are ignored.
 package creds
 
 import (
@@ -35,12 +39,17 @@ import (
 	"strings"
 )
 
+// UntrustedHint says what to do about a server certificate that does not
+// chain to a trusted CA.
+const UntrustedHint = "the server's certificate is not signed by a CA this system trusts: name its CA in the credentials file, PREFIX ca-file /path/ca.pem, see docs/handoff.md#credentials"
+
 // Kinds of entries.
 const (
 	Basic      = "basic"
 	Bearer     = "bearer"
 	SSHKey     = "ssh-key"
 	KnownHosts = "known-hosts"
+	CAFile     = "ca-file"
 )
 
 // Entry is one line of the credentials file.
@@ -50,7 +59,7 @@ type Entry struct {
 	User     string // basic
 	Password string // basic; the secret
 	Token    string // bearer; the secret
-	Path     string // ssh-key, known-hosts
+	Path     string // ssh-key, known-hosts, ca-file
 	Line     int    // where it came from, for messages
 }
 
@@ -158,13 +167,13 @@ func parseLine(line string) (Entry, error) {
 			return Entry{}, errors.New("a bearer token is one word")
 		}
 		e.Token = fields[2]
-	case SSHKey, KnownHosts:
+	case SSHKey, KnownHosts, CAFile:
 		e.Path = rest(2)
 		if !strings.HasPrefix(e.Path, "/") {
 			return Entry{}, fmt.Errorf("%s wants an absolute file path in the live environment", e.Kind)
 		}
 	default:
-		return Entry{}, fmt.Errorf("unknown kind %q (basic, bearer, ssh-key, known-hosts)", e.Kind)
+		return Entry{}, fmt.Errorf("unknown kind %q (basic, bearer, ssh-key, known-hosts, ca-file)", e.Kind)
 	}
 	return e, nil
 }
@@ -212,6 +221,7 @@ type Match struct {
 	Bearer     *Entry
 	SSHKey     *Entry
 	KnownHosts *Entry
+	CAFile     *Entry
 }
 
 // Lookup finds, for each kind, the entry with the longest prefix of rawURL.
@@ -247,6 +257,8 @@ func (s *Store) Lookup(rawURL string) Match {
 				m.SSHKey = e
 			case KnownHosts:
 				m.KnownHosts = e
+			case CAFile:
+				m.CAFile = e
 			}
 		}
 	}
@@ -276,8 +288,9 @@ func (m Match) Header() http.Header {
 
 // GitEnv is the environment that gives git every http(s) credential in the
 // store, each scoped to its own URL prefix with http.<prefix>.extraHeader,
-// so submodules on other servers get theirs and nobody gets another's.
-// Passed through the environment (GIT_CONFIG_COUNT), never argv.
+// so submodules on other servers get theirs and nobody gets another's, and
+// each ca-file as http.<prefix>.sslCAInfo. Passed through the environment
+// (GIT_CONFIG_COUNT), never argv.
 func (s *Store) GitEnv() []string {
 	if s == nil {
 		return nil
@@ -294,24 +307,33 @@ func (s *Store) GitEnv() []string {
 			m.Basic = e
 		case Bearer:
 			m.Bearer = e
+		case CAFile:
+			m.CAFile = e
 		}
 		byPrefix[e.Prefix] = m
 	}
 	prefixes := make([]string, 0, len(byPrefix))
-	for p, m := range byPrefix {
-		if m.Authorization() != "" {
-			prefixes = append(prefixes, p)
-		}
+	for p := range byPrefix {
+		prefixes = append(prefixes, p)
 	}
 	sort.Strings(prefixes)
 	var env []string
-	for i, p := range prefixes {
-		env = append(env,
-			fmt.Sprintf("GIT_CONFIG_KEY_%d=http.%s.extraHeader", i, p),
-			fmt.Sprintf("GIT_CONFIG_VALUE_%d=Authorization: %s", i, byPrefix[p].Authorization()))
+	n := 0
+	set := func(key, value string) {
+		env = append(env, fmt.Sprintf("GIT_CONFIG_KEY_%d=%s", n, key), fmt.Sprintf("GIT_CONFIG_VALUE_%d=%s", n, value))
+		n++
 	}
-	if len(env) > 0 {
-		env = append(env, fmt.Sprintf("GIT_CONFIG_COUNT=%d", len(prefixes)))
+	for _, p := range prefixes {
+		m := byPrefix[p]
+		if a := m.Authorization(); a != "" {
+			set("http."+p+".extraHeader", "Authorization: "+a)
+		}
+		if m.CAFile != nil {
+			set("http."+p+".sslCAInfo", m.CAFile.Path)
+		}
+	}
+	if n > 0 {
+		env = append(env, fmt.Sprintf("GIT_CONFIG_COUNT=%d", n))
 	}
 	return env
 }

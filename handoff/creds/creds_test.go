@@ -14,6 +14,7 @@ svn://files.example.org/            basic   bob    svnpw
 ssh://git@files.example.org/        ssh-key /media/strata/keys/id_ed25519
 ssh://git@files.example.org/        known-hosts /media/strata/keys/known_hosts
 https://ask.example.org/            basic   carol
+https://files.example.org/          ca-file /media/strata/ca.pem
 `
 
 func TestParseAndLookup(t *testing.T) {
@@ -48,6 +49,12 @@ func TestParseAndLookup(t *testing.T) {
 	if m.SSHKey == nil || m.KnownHosts == nil {
 		t.Fatalf("scp-like lookup found %+v", m)
 	}
+	if m := s.Lookup("https://files.example.org/git/etc.git"); m.CAFile == nil || m.CAFile.Path != "/media/strata/ca.pem" {
+		t.Errorf("ca-file lookup found %+v", m.CAFile)
+	}
+	if m := s.Lookup("https://other.example.org/"); m.CAFile != nil {
+		t.Errorf("ca-file outside its prefix: %+v", m.CAFile)
+	}
 	ssh := strings.Join(m.SSHCommand("2222"), " ")
 	if ssh != "ssh -o BatchMode=yes -p 2222 -i /media/strata/keys/id_ed25519 -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/media/strata/keys/known_hosts" {
 		t.Errorf("ssh command %s", ssh)
@@ -60,13 +67,13 @@ func b64(s string) string {
 }
 
 func TestErrorsNeverQuoteSecrets(t *testing.T) {
-	in := "https://a.example/ basic\nhttps://a.example/ bearer tok en\nhttps://a.example/ magic s3cr3t\nnot-a-url basic u hunter2\nhttps://b.example/ basic u pw1\nhttps://b.example/ basic u pw2\n"
+	in := "https://a.example/ basic\nhttps://a.example/ bearer tok en\nhttps://a.example/ magic s3cr3t\nnot-a-url basic u hunter2\nhttps://b.example/ basic u pw1\nhttps://b.example/ basic u pw2\nhttps://c.example/ ca-file ca.pem\n"
 	_, err := Parse("creds", strings.NewReader(in), nil)
 	if err == nil {
 		t.Fatal("bad file accepted")
 	}
 	msg := err.Error()
-	for _, want := range []string{"creds:1:", "creds:2:", "creds:3: unknown kind", "creds:4:", "creds:6: https://b.example/ basic is already given on line 5"} {
+	for _, want := range []string{"creds:1:", "creds:2:", "creds:3: unknown kind", "creds:4:", "creds:6: https://b.example/ basic is already given on line 5", "creds:7: ca-file wants an absolute file path"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %q:\n%s", want, msg)
 		}
@@ -94,9 +101,10 @@ func TestGitEnvIsScoped(t *testing.T) {
 	env := strings.Join(s.GitEnv(), "\n")
 	for _, want := range []string{
 		"GIT_CONFIG_KEY_0=http.https://ask.example.org/.extraHeader",
-		"GIT_CONFIG_KEY_2=http.https://files.example.org/data/.extraHeader\nGIT_CONFIG_VALUE_2=Authorization: Bearer tok-123",
-		"GIT_CONFIG_KEY_3=http.https://files.example.org/git/.extraHeader",
-		"GIT_CONFIG_COUNT=4",
+		"GIT_CONFIG_KEY_2=http.https://files.example.org/.sslCAInfo\nGIT_CONFIG_VALUE_2=/media/strata/ca.pem",
+		"GIT_CONFIG_KEY_3=http.https://files.example.org/data/.extraHeader\nGIT_CONFIG_VALUE_3=Authorization: Bearer tok-123",
+		"GIT_CONFIG_KEY_4=http.https://files.example.org/git/.extraHeader",
+		"GIT_CONFIG_COUNT=5",
 	} {
 		if !strings.Contains(env, want) {
 			t.Errorf("GitEnv lacks %q:\n%s", want, env)

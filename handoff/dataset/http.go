@@ -249,6 +249,7 @@ func clearStage(stage string, keepPartial bool) error {
 
 // explainHTTP adds the likely cause to an HTTP refusal.
 func explainHTTP(err error) error {
+	err = explainTLS(err)
 	if msg := err.Error(); strings.Contains(msg, ": 401 ") || strings.Contains(msg, ": 403 ") {
 		return fmt.Errorf("%w (authentication: add an entry for this URL to the credentials file, see docs/handoff.md#credentials)", err)
 	}

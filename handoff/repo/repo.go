@@ -107,6 +107,12 @@ func cleanURL(raw string, store *creds.Store) (string, *creds.Store) {
 func GitEnv(repoURL string, store *creds.Store) []string {
 	env := []string{"GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=", "SSH_ASKPASS=", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null"}
 	env = append(env, store.GitEnv()...)
+	if m := store.Lookup(repoURL); m.CAFile != nil && os.Getenv("GIT_SSL_CAINFO") != "" {
+		// GIT_SSL_CAINFO in strata's own environment beats every
+		// http.<prefix>.sslCAInfo, and an environment variable can only be
+		// replaced: for this repo, it is the repo's ca-file.
+		env = append(env, "GIT_SSL_CAINFO="+m.CAFile.Path)
+	}
 	if ssh := sshFor(repoURL, store.Lookup(repoURL)); ssh != "" {
 		env = append(env, "GIT_SSH_COMMAND="+ssh)
 	}
@@ -228,6 +234,8 @@ func explainGit(err error) error {
 	switch {
 	case strings.Contains(low, "host key verification failed"):
 		return fmt.Errorf("%w (host key verification failed: the server's key is not the one in the credentials' known-hosts file)", err)
+	case strings.Contains(low, "ssl certificate problem"), strings.Contains(low, "server certificate verification failed"):
+		return fmt.Errorf("%w (%s)", err, creds.UntrustedHint)
 	case strings.Contains(low, "authentication failed"), strings.Contains(low, "could not read username"), strings.Contains(low, "permission denied (publickey"):
 		return fmt.Errorf("%w (authentication: add an entry for this URL to the credentials file, see docs/handoff.md#credentials)", err)
 	case strings.Contains(low, "remote branch") && strings.Contains(low, "not found"):
@@ -263,6 +271,18 @@ func SVNURL(repoURL, branch string) string {
 	return strings.TrimSuffix(repoURL, "/") + "/" + strings.Trim(branch, "/")
 }
 
+// SVNServers is svn's private servers file for an https repository with a
+// ca-file in the credentials: the server's certificate must chain to a CA
+// in that file, not to the system's. svn scopes it by host name (its
+// [groups] match hosts, not URL prefixes). "" when there is nothing to say.
+func SVNServers(repoURL string, m creds.Match) string {
+	u, err := url.Parse(repoURL)
+	if err != nil || u.Scheme != "https" || m.CAFile == nil {
+		return ""
+	}
+	return fmt.Sprintf("[groups]\nstrata = %s\n\n[strata]\nssl-authority-files = %s\nssl-trust-default-ca = no\n", u.Hostname(), m.CAFile.Path)
+}
+
 func svnCheckout(ctx context.Context, r profile.Repo, stage string, opt Options) (Result, error) {
 	repoURL, store := cleanURL(r.URL, opt.Creds)
 	m := store.Lookup(repoURL)
@@ -280,6 +300,11 @@ func svnCheckout(ctx context.Context, r profile.Repo, stage string, opt Options)
 		user = m.Basic.User
 	}
 	cmd.Args = SVNArgs(r, repoURL, stage, cfg, user)
+	if servers := SVNServers(repoURL, m); servers != "" {
+		if err := os.WriteFile(filepath.Join(cfg, "servers"), []byte(servers), 0o644); err != nil {
+			return Result{}, fmt.Errorf("svn config: %w", err)
+		}
+	}
 	ssh, err := svnSSH(repoURL, m, cfg)
 	if err != nil {
 		return Result{}, err
@@ -312,6 +337,8 @@ func explainSVN(err error) error {
 	switch {
 	case strings.Contains(low, "host key verification failed"):
 		return fmt.Errorf("%w (host key verification failed: the server's key is not the one in the credentials' known-hosts file)", err)
+	case strings.Contains(low, "e230001"), strings.Contains(low, "certificate verification failed"):
+		return fmt.Errorf("%w (%s)", err, creds.UntrustedHint)
 	case strings.Contains(low, "e170001"), strings.Contains(low, "authorization failed"), strings.Contains(low, "authentication"):
 		return fmt.Errorf("%w (authentication: add an entry for this URL to the credentials file, see docs/handoff.md#credentials)", err)
 	case strings.Contains(low, "e170000"), strings.Contains(low, "e160013"), strings.Contains(low, "e210005"), strings.Contains(low, "no repository found"):

@@ -121,3 +121,20 @@ func TestSecretsStayOffArgv(t *testing.T) {
 		}
 	}
 }
+
+func TestSVNServers(t *testing.T) {
+	s, err := creds.Parse("c", strings.NewReader("https://files.example.org/svn/ ca-file /media/strata/ca.pem\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := "https://files.example.org/svn/etc"
+	want := "[groups]\nstrata = files.example.org\n\n[strata]\nssl-authority-files = /media/strata/ca.pem\nssl-trust-default-ca = no\n"
+	if got := SVNServers(u, s.Lookup(u)); got != want {
+		t.Errorf("SVNServers:\n%s\nwant\n%s", got, want)
+	}
+	for _, u := range []string{"https://other.example.org/svn/etc", "https://files.example.org:8443/svn/etc", "svn://files.example.org/svn/etc"} {
+		if got := SVNServers(u, s.Lookup(u)); got != "" {
+			t.Errorf("SVNServers(%s) = %q, want none", u, got)
+		}
+	}
+}

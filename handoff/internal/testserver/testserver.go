@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/cgi"
@@ -111,6 +112,17 @@ func GitDaemon(t testing.TB, base string) string {
 // user, every request must carry that basic auth. Returns the base URL.
 func GitHTTP(t testing.TB, base, user, password string) string {
 	t.Helper()
+	return serve(t, &http.Server{Handler: gitHandler(t, base, user, password)}, nil)
+}
+
+// GitHTTPS is GitHTTP over https, with c's certificate.
+func GitHTTPS(t testing.TB, base, user, password string, c *TLS) string {
+	t.Helper()
+	return serve(t, &http.Server{Handler: gitHandler(t, base, user, password)}, c)
+}
+
+func gitHandler(t testing.TB, base, user, password string) http.Handler {
+	t.Helper()
 	backend := "/usr/lib/git-core/git-http-backend"
 	if out, err := exec.Command("git", "--exec-path").Output(); err == nil {
 		backend = filepath.Join(strings.TrimSpace(string(out)), "git-http-backend")
@@ -119,7 +131,7 @@ func GitHTTP(t testing.TB, base, user, password string) string {
 		t.Skipf("skipping: no git-http-backend (%v)", err)
 	}
 	h := &cgi.Handler{Path: backend, Env: []string{"GIT_PROJECT_ROOT=" + base, "GIT_HTTP_EXPORT_ALL=1"}}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if user != "" {
 			u, p, ok := r.BasicAuth()
 			if !ok || u != user || p != password {
@@ -129,24 +141,42 @@ func GitHTTP(t testing.TB, base, user, password string) string {
 			}
 		}
 		h.ServeHTTP(w, r)
-	})}
-	return Serve(t, srv)
+	})
 }
 
 // Serve runs srv on a loopback port until the test ends; returns http://ADDR/.
 func Serve(t testing.TB, srv *http.Server) string {
 	t.Helper()
+	return serve(t, srv, nil)
+}
+
+// ServeTLS runs srv over https with c's certificate; returns https://ADDR/.
+func ServeTLS(t testing.TB, srv *http.Server, c *TLS) string {
+	t.Helper()
+	return serve(t, srv, c)
+}
+
+func serve(t testing.TB, srv *http.Server, c *TLS) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(ln)
+	scheme := "http"
+	if c != nil {
+		scheme = "https"
+		srv.TLSConfig = c.Config
+		srv.ErrorLog = log.New(io.Discard, "", 0) // (refused handshakes are what some tests want)
+		go srv.ServeTLS(ln, "", "")
+	} else {
+		go srv.Serve(ln)
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return "http://" + ln.Addr().String() + "/"
+	return scheme + "://" + ln.Addr().String() + "/"
 }
 
 // SVNServe serves the repositories under root as svn://127.0.0.1:PORT/NAME.
@@ -167,14 +197,26 @@ func SVNServe(t testing.TB, root string) string {
 // when Apache or mod_dav_svn is missing.
 func SVNApache(t testing.TB, parent, user, password string) string {
 	t.Helper()
+	return svnApache(t, parent, user, password, nil)
+}
+
+// SVNApacheTLS is SVNApache over https (mod_ssl), with c's certificate:
+// https://127.0.0.1:PORT/svn/.
+func SVNApacheTLS(t testing.TB, parent, user, password string, c *TLS) string {
+	t.Helper()
+	return svnApache(t, parent, user, password, c)
+}
+
+func svnApache(t testing.TB, parent, user, password string, c *TLS) string {
+	t.Helper()
 	const mods = "/usr/lib/apache2/modules"
 	httpd, err := exec.LookPath("apache2")
 	if err != nil {
 		httpd = "/usr/sbin/apache2" // not on a non-root PATH
 	}
-	for _, f := range []string{httpd, filepath.Join(mods, "mod_dav_svn.so")} {
+	for _, f := range []string{httpd, filepath.Join(mods, "mod_dav_svn.so"), filepath.Join(mods, "mod_ssl.so")} {
 		if _, err := os.Stat(f); err != nil {
-			t.Skipf("skipping: svn over http needs Apache with mod_dav_svn (make deps installs apache2 and libapache2-mod-svn): %v", err)
+			t.Skipf("skipping: svn over http needs Apache with mod_dav_svn and mod_ssl (make deps installs apache2 and libapache2-mod-svn): %v", err)
 		}
 	}
 	if out, err := exec.Command("chown", "-R", "www-data:www-data", parent).CombinedOutput(); err != nil {
@@ -200,6 +242,12 @@ func SVNApache(t testing.TB, parent, user, password string) string {
 	for _, m := range []string{"mpm_event", "authn_core", "authn_file", "authz_core", "authz_user", "auth_basic", "dav", "dav_svn"} {
 		fmt.Fprintf(&conf, "LoadModule %s_module %s/mod_%s.so\n", m, mods, m)
 	}
+	scheme := "http"
+	if c != nil {
+		scheme = "https"
+		fmt.Fprintf(&conf, "LoadModule ssl_module %s/mod_ssl.so\nLoadModule socache_shmcb_module %s/mod_socache_shmcb.so\n", mods, mods)
+		fmt.Fprintf(&conf, "SSLSessionCache shmcb:%s/ssl_scache(512000)\nSSLEngine on\nSSLCertificateFile %s\nSSLCertificateKeyFile %s\n", dir, c.CertFile, c.KeyFile)
+	}
 	fmt.Fprintf(&conf, "<Location /svn>\n  DAV svn\n  SVNParentPath %s\n  AuthType Basic\n  AuthName strata-test\n  AuthUserFile %s/htpasswd\n  Require valid-user\n</Location>\n", parent, dir)
 	cf := filepath.Join(dir, "httpd.conf")
 	if err := os.WriteFile(cf, []byte(conf.String()), 0o644); err != nil {
@@ -213,7 +261,7 @@ func SVNApache(t testing.TB, parent, user, password string) string {
 		}
 	})
 	Start(t, port, httpd, "-f", cf, "-DFOREGROUND")
-	return fmt.Sprintf("http://127.0.0.1:%d/svn/", port)
+	return fmt.Sprintf("%s://127.0.0.1:%d/svn/", scheme, port)
 }
 
 // SVNAuth makes repository repo readable only by user with password.
