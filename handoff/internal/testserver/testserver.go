@@ -165,7 +165,7 @@ func serve(t testing.TB, srv *http.Server, c *TLS) string {
 	scheme := "http"
 	if c != nil {
 		scheme = "https"
-		srv.TLSConfig = c.Config
+		srv.TLSConfig = c.Config.Clone()          // (the server adds to it: one each)
 		srv.ErrorLog = log.New(io.Discard, "", 0) // (refused handshakes are what some tests want)
 		go srv.ServeTLS(ln, "", "")
 	} else {
