@@ -99,6 +99,8 @@ func fetchManifest(ctx context.Context, p Plan, sel pattern.Set, dest string, op
 	if err := clearStage(stage, true); err != nil {
 		return res, err
 	}
+	mr := &manifestRun{dest: dest, stage: stage, fresh: emptyDir(dest),
+		self: opt.Owner.UID == os.Geteuid() && opt.Owner.GID == os.Getegid()}
 	if err := os.MkdirAll(filepath.Join(stage, PartialHTTP), 0o700); err != nil {
 		return res, fmt.Errorf("staging: %w", err)
 	}
@@ -127,7 +129,7 @@ func fetchManifest(ctx context.Context, p Plan, sel pattern.Set, dest string, op
 			buf := make([]byte, 1<<20)
 			for i := range work {
 				e := entries[i]
-				fromPlace, nres, err := fetchFile(ctx, p.Source, e, stage, dest, i, buf, opt, func(delta int64) {
+				fromPlace, nres, err := mr.fetchFile(ctx, p.Source, e, buf, opt, func(delta int64) {
 					bytesDone.Add(delta)
 					report()
 				})
@@ -161,13 +163,53 @@ feed:
 	return res, nil
 }
 
+// manifestRun is one manifest dataset's fetch, with what saves each file
+// system calls: a destination that was empty needs no look for files
+// already in place, nor for a directory where a file goes; directories
+// made once are known; files this process creates for itself need no chown.
+type manifestRun struct {
+	dest, stage string
+	fresh       bool     // dest held nothing (but staging) when the fetch started
+	self        bool     // the owner is this process's user and group
+	dirs        sync.Map // directories below dest made (or found) already
+}
+
+// inPlace reports whether final already has the content (never in a
+// destination that was empty), and its size.
+func (mr *manifestRun) inPlace(final, sum string, buf []byte) (int64, bool) {
+	if mr.fresh {
+		return 0, false
+	}
+	return sameContent(final, sum, buf)
+}
+
+// emptyDir reports whether dir holds nothing but the staging directory.
+func emptyDir(dir string) bool {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(2)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false
+	}
+	for _, n := range names {
+		if n != place.StagingName {
+			return false
+		}
+	}
+	return true
+}
+
 // fetchFile brings one manifest entry into place: kept if the file there
 // already has the right content, else downloaded into the staging
 // directory's partial/ (continuing what an interrupted run left there),
 // verified while it streams, and renamed into place.
-func fetchFile(ctx context.Context, dir string, e manifest.Entry, stage, dest string, i int, buf []byte, opt Options, progress func(int64)) (reused bool, resumes int, err error) {
+func (mr *manifestRun) fetchFile(ctx context.Context, dir string, e manifest.Entry, buf []byte, opt Options, progress func(int64)) (reused bool, resumes int, err error) {
+	stage, dest := mr.stage, mr.dest
 	final := filepath.Join(dest, filepath.FromSlash(e.Path))
-	if n, ok := sameContent(final, e.SHA256, buf); ok {
+	if n, ok := mr.inPlace(final, e.SHA256, buf); ok {
 		if err := place.ChownOne(final, opt.Owner); err != nil {
 			return false, 0, err
 		}
@@ -193,16 +235,40 @@ func fetchFile(ctx context.Context, dir string, e manifest.Entry, stage, dest st
 		progress(-last)
 		return false, res.Resumes, explainHTTP(err)
 	}
-	if err := place.ChownOne(staged, opt.Owner); err != nil {
-		return false, res.Resumes, err
+	if !mr.self {
+		if err := place.ChownOne(staged, opt.Owner); err != nil {
+			return false, res.Resumes, err
+		}
 	}
 	if err := os.Chmod(staged, 0o644); err != nil {
 		return false, res.Resumes, err
 	}
-	if err := place.File(staged, dest, filepath.FromSlash(e.Path), &opt.Owner); err != nil {
+	if err := mr.place(staged, filepath.FromSlash(e.Path), opt.Owner); err != nil {
 		return false, res.Resumes, err
 	}
 	return false, res.Resumes, nil
+}
+
+// place moves a verified file to rel below the destination.
+func (mr *manifestRun) place(staged, rel string, o place.Owner) error {
+	if !mr.fresh {
+		return place.File(staged, mr.dest, rel, &o)
+	}
+	// The manifest names no path as both a file and a directory, and
+	// nothing else writes here: only the directories need making.
+	if d := filepath.Dir(rel); d != "." {
+		if _, ok := mr.dirs.Load(d); !ok {
+			if err := place.Dirs(mr.dest, d, &o); err != nil {
+				return err
+			}
+			mr.dirs.Store(d, true)
+		}
+	}
+	d := filepath.Join(mr.dest, rel)
+	if err := os.Rename(staged, d); err != nil {
+		return fmt.Errorf("move %s into place: %w", d, err)
+	}
+	return nil
 }
 
 // PartialHTTP is the staging directory's subdirectory of partly downloaded

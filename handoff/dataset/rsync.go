@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -259,7 +260,8 @@ const followMin = 8 << 20
 // again then. So a guess that is wrong costs time, never correctness.
 type earlyHasher struct {
 	dest    string
-	queue   chan string
+	queue   chan []string
+	batch   []string  // files in place, not yet handed to the hashing goroutine
 	pending string    // the last small file printed, not yet known to be in place
 	follow  chan bool // closed when the followed file is complete
 	mu      sync.Mutex
@@ -274,19 +276,38 @@ type earlySum struct {
 }
 
 func newEarlyHasher(dest string) *earlyHasher {
-	e := &earlyHasher{dest: dest, queue: make(chan string, 1<<16), sums: map[string]earlySum{}}
+	e := &earlyHasher{dest: dest, queue: make(chan []string, 1<<10), sums: map[string]earlySum{}}
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
 		buf := make([]byte, 1<<20)
-		for rel := range e.queue {
-			h, id, err := hashFile(filepath.Join(e.dest, filepath.FromSlash(rel)), buf)
-			if err == nil {
-				e.record(rel, h, id)
+		for batch := range e.queue {
+			for _, rel := range batch {
+				// (no second look: the identity is checked at the end)
+				h, id, err := hashFile(filepath.Join(e.dest, filepath.FromSlash(rel)), buf, false)
+				if err == nil {
+					e.record(rel, h, id)
+				}
 			}
 		}
 	}()
 	return e
+}
+
+// earlyBatch is how many small files are handed to the hashing goroutine at
+// once: one wake-up for many files, not one each.
+const earlyBatch = 64
+
+// hand passes the batch to the hashing goroutine.
+func (e *earlyHasher) hand() {
+	if len(e.batch) == 0 {
+		return
+	}
+	select {
+	case e.queue <- e.batch:
+	default: // the hasher is behind: these are hashed at the end
+	}
+	e.batch = nil
 }
 
 func (e *earlyHasher) record(rel string, h hashed, id identity) {
@@ -309,15 +330,16 @@ func (e *earlyHasher) add(line string) {
 		e.follow = nil
 	}
 	if e.pending != "" {
-		select {
-		case e.queue <- e.pending:
-		default: // the hasher is behind: this one is hashed at the end
+		e.batch = append(e.batch, e.pending)
+		if len(e.batch) >= earlyBatch {
+			e.hand()
 		}
 	}
 	e.pending = ""
 	switch {
 	case strings.HasSuffix(name, "/"):
 	case size >= followMin:
+		e.hand() // (the files before it, while rsync writes this one)
 		e.follow = make(chan bool)
 		e.wg.Add(1)
 		go func(done chan bool) {
@@ -408,6 +430,7 @@ func (e *earlyHasher) stop() map[string]earlySum {
 			close(e.follow)
 			e.follow = nil
 		}
+		e.hand()
 		close(e.queue)
 	})
 	e.wg.Wait()
@@ -435,49 +458,25 @@ func verifyTree(ctx context.Context, dest string, entries []manifest.Entry, jobs
 	var mu sync.Mutex
 	var errs []error
 	var size, fromEarly int64
-	work := make(chan manifest.Entry)
+	// Workers take the entries a chunk at a time: most cost one stat, less
+	// than handing them over one by one would.
+	const chunk = 256
+	var next atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < max(1, min(jobs, 4)); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, 1<<20)
-			for e := range work {
-				p := filepath.Join(dest, filepath.FromSlash(e.Path))
-				var n hashed
-				var err error
-				if es, ok := early[e.Path]; ok {
-					if id, serr := statIdentity(p); serr == nil && id == (identity{es.ino, es.ctimeNs, es.size}) {
-						n = es.hashed
-						mu.Lock()
-						fromEarly++
-						mu.Unlock()
-					}
+			for {
+				i := int(next.Add(chunk)) - chunk
+				if i >= len(entries) || ctx.Err() != nil {
+					return
 				}
-				if n.sum == "" {
-					n, _, err = hashFile(p, buf)
-				}
-				mu.Lock()
-				switch {
-				case err != nil:
-					errs = append(errs, fmt.Errorf("file %s (manifest line %d): %w", e.Path, e.Line, err))
-				case n.sum != e.SHA256:
-					os.Remove(p)
-					errs = append(errs, fmt.Errorf("file %s (manifest line %d): checksum mismatch: got sha256 %s, the manifest says %s (removed; a re-run fetches it again)", e.Path, e.Line, n.sum, e.SHA256))
-				default:
-					size += n.size
-				}
-				mu.Unlock()
+				verifyChunk(entries[i:min(i+chunk, len(entries))], dest, buf, early, &mu, &errs, &size, &fromEarly)
 			}
 		}()
 	}
-	for _, e := range entries {
-		if ctx.Err() != nil {
-			break
-		}
-		work <- e
-	}
-	close(work)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return 0, 0, 0, err
@@ -491,14 +490,50 @@ func verifyTree(ctx context.Context, dest string, entries []manifest.Entry, jobs
 	return int64(len(entries)), size, fromEarly, nil
 }
 
+// verifyChunk checks some of verifyTree's entries.
+func verifyChunk(entries []manifest.Entry, dest string, buf []byte, early map[string]earlySum, mu *sync.Mutex, errs *[]error, size, fromEarly *int64) {
+	var sz, fe int64
+	var bad []error
+	for _, e := range entries {
+		p := filepath.Join(dest, filepath.FromSlash(e.Path))
+		var n hashed
+		var err error
+		if es, ok := early[e.Path]; ok {
+			if id, serr := statIdentity(p); serr == nil && id == (identity{es.ino, es.ctimeNs, es.size}) {
+				n = es.hashed
+				fe++
+			}
+		}
+		if n.sum == "" {
+			n, _, err = hashFile(p, buf, true)
+		}
+		switch {
+		case err != nil:
+			bad = append(bad, fmt.Errorf("file %s (manifest line %d): %w", e.Path, e.Line, err))
+		case n.sum != e.SHA256:
+			os.Remove(p)
+			bad = append(bad, fmt.Errorf("file %s (manifest line %d): checksum mismatch: got sha256 %s, the manifest says %s (removed; a re-run fetches it again)", e.Path, e.Line, n.sum, e.SHA256))
+		default:
+			sz += n.size
+		}
+	}
+	mu.Lock()
+	*errs = append(*errs, bad...)
+	*size += sz
+	*fromEarly += fe
+	mu.Unlock()
+}
+
 type hashed struct {
 	sum  string
 	size int64
 }
 
 // hashFile hashes the regular file at p (never through a symlink) with
-// buf, and says which inode it hashed, as it was before and after.
-func hashFile(p string, buf []byte) (hashed, identity, error) {
+// buf, and says which inode it hashed. With recheck, the inode must be as
+// it was before afterwards too; without, the caller compares the identity
+// with the file's later on (a write changes the ctime).
+func hashFile(p string, buf []byte, recheck bool) (hashed, identity, error) {
 	fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if errors.Is(err, syscall.ELOOP) {
 		return hashed{}, identity{}, errors.New("not a regular file (a symlink)")
@@ -530,6 +565,15 @@ func hashFile(p string, buf []byte) (hashed, identity, error) {
 		}
 		h.Write(buf[:k])
 		n += int64(k)
+		if k < len(buf) && n >= before.size {
+			break // a short read of a regular file: its end (no read for the 0)
+		}
+	}
+	if !recheck {
+		if n != before.size {
+			return hashed{}, identity{}, errors.New("changed while it was read")
+		}
+		return hashed{hex.EncodeToString(h.Sum(nil)), n}, before, nil
 	}
 	if err := syscall.Fstat(fd, &st); err != nil {
 		return hashed{}, identity{}, fmt.Errorf("stat: %w", err)
@@ -553,7 +597,13 @@ type progressWriter struct {
 	base   int64
 	line   []byte
 	stats  rsyncStats
+	// The last progress line, and when one was last parsed: rsync prints
+	// one per file, parsed at most every progressEvery.
+	last   string
+	parsed time.Time
 }
+
+const progressEvery = 50 * time.Millisecond
 
 var (
 	progressRE = regexp.MustCompile(`^\s*([\d,]+)\s+(\d+)%.*?(?:to-chk=(\d+)/(\d+))?\)?\s*$`)
@@ -573,7 +623,13 @@ func (w *progressWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (w *progressWriter) flush() { w.parse(string(w.line)); w.line = nil }
+func (w *progressWriter) flush() {
+	w.parse(string(w.line))
+	w.line = nil
+	if w.last != "" {
+		w.progress(w.last)
+	}
+}
 
 func (w *progressWriter) parse(line string) {
 	if name, ok := strings.CutPrefix(line, doneMarker); ok {
@@ -586,6 +642,28 @@ func (w *progressWriter) parse(line string) {
 	if !strings.Contains(line, "%") && !strings.HasPrefix(line, "Number of files") && !strings.HasPrefix(line, "Total file size") {
 		return // (a line per file: spare the regular expressions)
 	}
+	if strings.Contains(line, "%") {
+		now := time.Now()
+		if now.Sub(w.parsed) < progressEvery {
+			w.last = line
+			return
+		}
+		w.parsed, w.last = now, ""
+		if w.progress(line) {
+			return
+		}
+	}
+	if m := filesRE.FindStringSubmatch(line); m != nil {
+		w.stats.files = num(m[2])
+	}
+	if m := sizeRE.FindStringSubmatch(line); m != nil {
+		w.stats.size = num(m[1])
+	}
+}
+
+// progress parses a progress line and reports it; false if it is not one.
+func (w *progressWriter) progress(line string) bool {
+	num := func(s string) int64 { n, _ := strconv.ParseInt(strings.ReplaceAll(s, ",", ""), 10, 64); return n }
 	if m := progressRE.FindStringSubmatch(line); m != nil {
 		b := num(m[1])
 		w.stats.bytes = w.base + b
@@ -602,12 +680,7 @@ func (w *progressWriter) parse(line string) {
 		if w.report != nil {
 			w.report(pr)
 		}
-		return
+		return true
 	}
-	if m := filesRE.FindStringSubmatch(line); m != nil {
-		w.stats.files = num(m[2])
-	}
-	if m := sizeRE.FindStringSubmatch(line); m != nil {
-		w.stats.size = num(m[1])
-	}
+	return false
 }
