@@ -55,6 +55,8 @@ type planFlags struct {
 	fresh     bool
 	sysfs     string
 	disksJSON string
+	open      bool // strata open: keep and verify everything, write nothing
+	readOnly  bool
 }
 
 func (f *planFlags) register(fs *flag.FlagSet) {
@@ -116,7 +118,7 @@ func (f *planFlags) build(ctx context.Context, e *env, path string, r run.Runner
 		return nil, nil, fmt.Errorf("probe disks: %w", err)
 	}
 	pl, err := plan.Build(p, disks, plan.Options{Disks: f.disks, Keep: f.keep, TargetRoot: f.target, WorkDir: f.work,
-		Teardown: f.teardown || forClose, Udev: udevRunning(), Fresh: f.fresh})
+		Teardown: f.teardown || forClose, Udev: udevRunning(), Fresh: f.fresh, Open: f.open, ReadOnly: f.readOnly})
 	var te *target.Error
 	var pe *plan.Error
 	if errors.As(err, &te) || errors.As(err, &pe) {

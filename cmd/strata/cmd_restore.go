@@ -58,13 +58,7 @@ func init() {
 			if closeMode {
 				pl = plan.Close(pl)
 			}
-			handler := restore.Plain(e.stdout)
-			if f.json {
-				handler = restore.JSONLines(e.stdout)
-			} else {
-				fmt.Fprint(e.stdout, pl.Text())
-				fmt.Fprintln(e.stdout)
-			}
+			handler := f.output(e, pl)
 			if (sysImage == "") != (sysImageSum == "") {
 				return usagef("--system-image and --system-image-sha256 go together")
 			}
@@ -77,11 +71,8 @@ func init() {
 			} else {
 				err = restore.Apply(ctx, pl, r, handler, restore.Options{DryRun: dry, Keys: restore.NewProfileKeys(p)})
 			}
-			switch {
-			case errors.Is(err, restore.ErrVerify):
-				return exitError{code: exitVerify, err: err}
-			case err != nil:
-				return exitError{code: exitFailed, err: err}
+			if err != nil {
+				return applyExit(err)
 			}
 			if dry && !f.json {
 				more := f.again()
@@ -106,4 +97,24 @@ func toolLog(dir string) run.Logger {
 		return nil
 	}
 	return func(format string, a ...any) { fmt.Fprintf(lf, format+"\n", a...) }
+}
+
+// output prints the plan (unless --json) and returns the handler that
+// prints the run's events: lines, or JSON objects with --json.
+func (f *planFlags) output(e *env, pl *plan.Plan) restore.Handler {
+	if f.json {
+		return restore.JSONLines(e.stdout)
+	}
+	fmt.Fprint(e.stdout, pl.Text())
+	fmt.Fprintln(e.stdout)
+	return restore.Plain(e.stdout)
+}
+
+// applyExit gives a failed run its exit code: a kept item that is not as
+// the profile says, or any other failure.
+func applyExit(err error) error {
+	if errors.Is(err, restore.ErrVerify) {
+		return exitError{code: exitVerify, err: err}
+	}
+	return exitError{code: exitFailed, err: err}
 }

@@ -122,4 +122,37 @@ func TestRestoreCommandOnLoop(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(work, "restore.log")); err != nil {
 		t.Errorf("no tool log: %v", err)
 	}
+
+	// strata open: the restored disk opened again, verified and mounted
+	// read-only, nothing written; then refused once a filesystem's UUID
+	// is not the profile's.
+	open := []string{"open", "../../examples/bios-msdos.yaml", "--read-only", "--disk", "main=" + dev, "--target", target, "--work", work}
+	before, _ := exec.Command("sha256sum", dev).Output()
+	code, stdout, errs = strata(open...)
+	if code != exitOK || !strings.Contains(stdout, "is open and mounted read-only at "+target) || strings.Contains(stdout, "FSTAB") {
+		t.Fatalf("open: exit %d\n%s%s", code, stdout, errs)
+	}
+	if err := os.WriteFile(filepath.Join(target, "probe"), nil, 0o644); err == nil {
+		t.Errorf("open --read-only: the root is writable")
+	}
+	if code, stdout, errs = strata(append(args, "--close")...); code != exitOK {
+		t.Fatalf("close after open: exit %d\n%s%s", code, stdout, errs)
+	}
+	if after, _ := exec.Command("sha256sum", dev).Output(); string(after) != string(before) {
+		t.Errorf("open --read-only changed the disk")
+	}
+	if code, _, _ := strata("open", "--fresh", "x.yaml"); code != exitUsage {
+		t.Errorf("open --fresh: exit %d", code)
+	}
+	root := dev + "p1" // bios-msdos: / on the first partition
+	if out, err := exec.Command("tune2fs", "-U", "0e4c7f6a-1b2c-4d3e-8f90-a1b2c3d4e5f6", root).CombinedOutput(); err != nil {
+		t.Fatalf("tune2fs -U: %v\n%s", err, out)
+	}
+	code, stdout, errs = strata(open...)
+	if code != exitVerify || !strings.Contains(errs, "not as ../../examples/bios-msdos.yaml describes") {
+		t.Errorf("open of a changed disk: exit %d, want %d\n%s%s", code, exitVerify, stdout, errs)
+	}
+	if out, _ := exec.Command("findmnt", "-n", target).Output(); len(out) > 0 {
+		t.Errorf("a refused open left %s mounted: %s", target, out)
+	}
 }

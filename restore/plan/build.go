@@ -25,6 +25,13 @@ type Options struct {
 	Teardown   bool              // tear down what uses the target disks
 	Udev       bool              // a udev daemon runs
 	Fresh      bool              // recreate what is not kept even when it is there
+	// Open keeps everything and writes nothing: the plan verifies each
+	// layer against the profile, assembles, opens, activates and mounts
+	// (strata open: a machine's disks opened from the live image, for a
+	// rescue or strata capture --root). No fstab is written.
+	Open bool
+	// ReadOnly mounts every filesystem read-only (with Open).
+	ReadOnly bool
 }
 
 // Error is a plan that cannot be made; every problem is listed.
@@ -129,6 +136,9 @@ func Build(p *profile.Profile, disks []probe.Disk, o Options) (*Plan, error) {
 	if o.TargetRoot == "" {
 		o.TargetRoot = "/mnt/strata"
 	}
+	if o.Open && (o.Fresh || o.Teardown) {
+		return nil, &Error{Problems: []string{"opening a machine's disks takes no fresh start and no teardown: it writes nothing"}}
+	}
 	if o.WorkDir == "" {
 		o.WorkDir = "/run/strata"
 	}
@@ -168,6 +178,17 @@ func Build(p *profile.Profile, disks []probe.Disk, o Options) (*Plan, error) {
 		b.plan.Devices = append(b.plan.Devices, *d)
 	}
 	b.buildSteps()
+	if o.Open {
+		for _, st := range b.plan.Steps {
+			switch st.Kind {
+			case KindAssemble, KindOpen, KindActivate, KindMount:
+			default:
+				if !st.Kind.Verifies() {
+					b.errorf("internal: opening %s would write to the disks: %s", p.Host.Name, st.Summary)
+				}
+			}
+		}
+	}
 	if len(b.errs) > 0 {
 		return nil, &Error{Problems: b.errs}
 	}
@@ -185,6 +206,14 @@ func (b *builder) keeps() {
 	b.keepDev, b.keepFS, b.keepVG, b.keepTable = map[string]bool{}, map[int]bool{}, map[string]bool{}, map[string]bool{}
 	p := b.p
 	devs := p.Devices()
+	if b.o.Open {
+		for ref := range devs {
+			b.keepDev[ref] = true
+		}
+		for i := range p.Filesystems {
+			b.keepFS[i] = true
+		}
+	}
 	for _, d := range p.Disks {
 		for _, pt := range d.Partitions {
 			if pt.Keep {

@@ -78,6 +78,11 @@ func cases() []planCase {
 		{name: "keep-raid", example: "server-raid1", disks: withStick(scsi("sda", 0, 6*gib), scsi("sdb", 1, 6*gib)), opts: Options{Keep: []string{"md-data"}}},
 		{name: "bad-keep", example: "server-raid1", disks: withStick(scsi("sda", 0, 6*gib), scsi("sdb", 1, 6*gib)), opts: Options{Keep: []string{"/nothere", "vg-nope"}}, wantErr: true},
 		{name: "nvme-4k", example: "laptop-uefi", disks: withStick(nvme4k())},
+
+		// strata open: every layer verified and opened, nothing written.
+		{name: "open", example: "laptop-uefi", disks: withStick(virtio("vda", 8*gib)), opts: Options{Open: true, ReadOnly: true}},
+		{name: "open", example: "server-raid1", disks: withStick(scsi("sda", 0, 6*gib), scsi("sdb", 1, 6*gib)), opts: Options{Open: true}},
+		{name: "open-fresh", example: "bios-msdos", disks: withStick(virtio("vda", 4*gib)), opts: Options{Open: true, Fresh: true}, wantErr: true},
 	}
 }
 
@@ -242,5 +247,45 @@ filesystems:
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v, want %q", err, want)
 		}
+	}
+}
+
+// TestOpenWritesNothing: an open plan of every example only verifies,
+// assembles, opens, activates and mounts, and mounts read-only when asked.
+func TestOpenWritesNothing(t *testing.T) {
+	for _, c := range cases() {
+		if c.name != "equal" {
+			continue
+		}
+		t.Run(c.example, func(t *testing.T) {
+			for _, ro := range []bool{false, true} {
+				pl, err := Build(load(t, c.example), c.disks, Options{Open: true, ReadOnly: ro, Disks: c.opts.Disks})
+				if err != nil {
+					t.Fatal(err)
+				}
+				mounts := 0
+				for _, st := range pl.Steps {
+					switch {
+					case st.Kind.Verifies(), st.Kind == KindAssemble, st.Kind == KindOpen, st.Kind == KindActivate:
+					case st.Kind == KindMount:
+						mounts++
+						argv := strings.Join(st.Actions[len(st.Actions)-1].Run, " ")
+						if hasRO := strings.Contains(","+argv+",", ",ro,") || strings.Contains(argv, " -o ro") || strings.Contains(argv, ",ro "); hasRO != ro {
+							t.Errorf("read-only %v: %s", ro, argv)
+						}
+					default:
+						t.Errorf("an open plan has a %s step: %s", st.Kind, st.Summary)
+					}
+				}
+				if mounts == 0 {
+					t.Errorf("an open plan mounts nothing:\n%s", pl.Text())
+				}
+				for _, d := range pl.Devices {
+					if d.FS != nil && !d.FS.Keep {
+						t.Errorf("%s: filesystem not kept", d.Ref)
+					}
+				}
+			}
+		})
 	}
 }

@@ -593,6 +593,9 @@ func (b *builder) mountSteps() {
 			extra = append(extra, "subvol="+mp.subvol)
 			root = "/" + mp.subvol
 		}
+		if b.o.ReadOnly {
+			extra = append(extra, "ro")
+		}
 		opts := argv.MountOptions(mp.options, extra...)
 		id := "mount:" + mp.path
 		b.add(Step{ID: id, Kind: KindMount, Ref: mp.path, Device: mp.dev, After: deps,
@@ -629,6 +632,10 @@ func (b *builder) mountSteps() {
 			}
 		}
 		b.plan.Crypttab = append(b.plan.Crypttab, e)
+	}
+	if b.o.Open {
+		b.plan.Fstab, b.plan.Crypttab = nil, nil // opening writes nothing, not even the target's fstab
+		return
 	}
 	if len(b.plan.Fstab) == 0 && len(b.plan.Crypttab) == 0 {
 		return
