@@ -155,3 +155,55 @@ luks:
 		t.Errorf("disks %v, LUKS %+v", names, old.LUKS)
 	}
 }
+
+// Two msdos disks of a mirror, named a and b by hand: their partitions
+// have no names to match by, so they match by layout, in order, and the
+// arrays and crypttab the profile spells out come back as written.
+func TestMergeMirrorByLayout(t *testing.T) {
+	old, err := profile.Parse("old.yaml", []byte(`version: 1
+host: {name: h}
+disks:
+  a:
+    table: msdos
+    partitions:
+      - {name: boot, size: 512MiB, type: raid, boot: true}
+      - {name: data, size: rest, type: raid}
+  b:
+    table: msdos
+    partitions:
+      - {name: boot, size: 512MiB, type: raid, boot: true}
+      - {name: data, size: rest, type: raid}
+raid:
+  md-data: {level: raid1, devices: [a/data, b/data]}
+luks:
+  cryptdata:
+    device: md-data
+    crypttab: {options: luks}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk := func(name, id string) profile.Disk {
+		return profile.Disk{Name: name, Table: "msdos", DiskID: id, Partitions: []profile.Partition{
+			{Name: "p1", Size: profile.Bytes(512 << 20), Type: "raid", Boot: true}, {Name: "p2", Size: profile.Bytes(5 << 30), Type: "raid"}}}
+	}
+	cur := &profile.Profile{Version: profile.Version,
+		Disks: []profile.Disk{disk("main", "0x153ea774"), disk("disk2", "0x4b06578e")},
+		RAID:  []profile.RAID{{Name: "md-data", Level: "raid1", Devices: []string{"main/p2", "disk2/p2"}, UUID: "d0068ef8:b1f05587:977b7640:d2e87501"}},
+		LUKS:  []profile.LUKS{{Name: "cryptdata", Device: "md-data", Version: 1, UUID: "db896ecf-660f-5295-b2d5-2637ebe7e70e", Key: profile.Key{Prompt: true}}}}
+	facts := &capture.Facts{Crypttab: []parse.CrypttabEntry{{Name: "cryptdata", Device: "UUID=db896ecf-660f-5295-b2d5-2637ebe7e70e", KeyFile: "none", Options: "luks"}}}
+	capture.Merge(old, &capture.Result{Profile: cur, Facts: facts, Measured: map[string]int64{}, Refs: map[string]string{}})
+	var names []string
+	for _, d := range old.Disks {
+		names = append(names, d.Name+":"+d.DiskID)
+	}
+	if !reflect.DeepEqual(names, []string{"a:0x153ea774", "b:0x4b06578e"}) {
+		t.Errorf("disks %v, want a and b with the captured disk ids", names)
+	}
+	if got := old.RAID[0].Devices; !reflect.DeepEqual(got, []string{"a/data", "b/data"}) {
+		t.Errorf("md-data devices %v", got)
+	}
+	if c := old.LUKS[0].Crypttab; c == nil || c.Options != "luks" {
+		t.Errorf("crypttab %+v, want the profile's {options: luks}", c)
+	}
+}

@@ -139,6 +139,15 @@ func (m *merger) matchDisk(c *profile.Disk, used map[int]bool) int {
 			return i
 		}
 	}
+	// The same layout, in order (msdos partitions have no names): the
+	// first disk of the profile not yet matched whose partitions have the
+	// captured ones' types and kinds. Disks alike (a mirror's) match in
+	// the order the machine lists them, which is symmetrical anyway.
+	for i, o := range m.old.Disks {
+		if !used[i] && o.Table == c.Table && len(o.Partitions) > 0 && sameLayout(o, *c) {
+			return i
+		}
+	}
 	// A disk used whole (whole-disk LUKS, a PV, a filesystem without a
 	// table) has nothing else to match by: the one such disk on each side.
 	if c.Table == "none" {
@@ -161,6 +170,21 @@ func (m *merger) matchDisk(c *profile.Disk, used map[int]bool) int {
 		return free
 	}
 	return -1
+}
+
+// sameLayout: as many partitions, of the same types, logical where the
+// other's are.
+func sameLayout(a, b profile.Disk) bool {
+	if len(a.Partitions) != len(b.Partitions) {
+		return false
+	}
+	for i := range a.Partitions {
+		pa, pb := a.Partitions[i], b.Partitions[i]
+		if !sameType(a.Table, pa.Type, pb.Type) || pa.Logical != pb.Logical {
+			return false
+		}
+	}
+	return true
 }
 
 // onlyWhole is the index of the one disk without a table among ds (those
@@ -567,7 +591,9 @@ func (m *merger) luks() {
 		m.refs[c.Name], m.paths["luks."+c.Name] = o.Name, "luks."+o.Name
 		x := c
 		x.Name, x.Key, x.Keep = o.Name, o.Key, o.Keep
-		if c.Crypttab == nil && (len(m.cur.Facts.Crypttab) == 0 || m.restricted) {
+		// No captured crypttab settings: none to read, or the defaults
+		// (no key file, "luks"), which the profile may spell out.
+		if c.Crypttab == nil && (len(m.cur.Facts.Crypttab) == 0 || m.restricted || defaultCrypttab(o.Crypttab)) {
 			x.Crypttab = o.Crypttab
 		}
 		if or(fmt.Sprint(o.Version), "0") == "0" && c.Version == 2 {
@@ -1146,4 +1172,10 @@ func inodesFrom(n int64, s *parse.ExtSuper) bool {
 	ipg := (n + groups - 1) / groups
 	ipg = (ipg + perBlock - 1) / perBlock * perBlock &^ 7
 	return ipg == s.InodesPerGroup
+}
+
+// defaultCrypttab: an entry that says what capture leaves out, the key
+// asked for at boot and the options "luks".
+func defaultCrypttab(c *profile.Crypttab) bool {
+	return c != nil && (c.KeyFile == "" || c.KeyFile == "none" || c.KeyFile == "-") && (c.Options == "" || c.Options == "luks")
 }

@@ -203,8 +203,26 @@ func (p *prober) files() {
 			f.Hostname = strings.TrimSpace(string(b))
 		}
 	}
+	// GRUB's settings as grub-mkconfig sources them: /etc/default/grub,
+	// then /etc/default/grub.d/*.cfg in order, a later value winning
+	// (strata's restore writes its own as 50-strata.cfg).
 	if b, ok := p.read(under(p.root, "/etc/default/grub")); ok {
 		f.GrubDefault = parse.ShellVars(b)
+	}
+	if names, err := p.o.FS.ReadDir(under(p.root, "/etc/default/grub.d")); err == nil {
+		for _, n := range names {
+			if !strings.HasSuffix(n, ".cfg") {
+				continue
+			}
+			if b, ok := p.read(under(p.root, "/etc/default/grub.d/"+n)); ok {
+				if f.GrubDefault == nil {
+					f.GrubDefault = map[string]string{}
+				}
+				for k, v := range parse.ShellVars(b) {
+					f.GrubDefault[k] = v
+				}
+			}
+		}
 	}
 	if b, ok := p.read(under(p.root, "/etc/initramfs-tools/conf.d/resume")); ok {
 		f.Resume = parse.ShellVars(b)["RESUME"]
