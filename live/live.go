@@ -505,6 +505,11 @@ func finish(done, console string, rescue []string, logf run.Logger, out io.Write
 	if len(rescue) > 0 {
 		others = " (rescue shells: " + strings.Join(rescue, ", ") + ")"
 	}
+	// Let the console finish the report before the shell writes to it
+	// (tcdrain): a CI run saw the shell's banner in the middle of it.
+	if f, ok := out.(*os.File); ok {
+		_ = unix.IoctlSetInt(int(f.Fd()), unix.TCSBRK, 1)
+	}
 	banner := fmt.Sprintf("strata live shell on %s%s\r\n", console, others)
 	if err := shellLoop(console, banner, logf); err != nil {
 		fmt.Fprintf(out, "strata: no shell on %s: %v; leaving it to init\n", console, err)
