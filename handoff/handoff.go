@@ -68,6 +68,9 @@ type Options struct {
 	ProgressInterval time.Duration
 	// TempDir is scratch space in the live environment (default os.TempDir()).
 	TempDir string
+	// SVN is where svn runs: "" (the live system's svn, else the restored
+	// system's, chrooted), "live" or "root" (see repo.SVNAuto and friends).
+	SVN string
 }
 
 // ItemReport is how one item ended.
@@ -385,6 +388,7 @@ func (h *handoff) repo(ctx context.Context, r profile.Repo) ItemReport {
 	}
 	res, err := repo.Checkout(ctx, r, dest, repo.Options{
 		Runner: h.opt.Runner, Creds: h.opt.Creds, Owner: o, Keep: h.nestedKeep(it), TempDir: h.opt.TempDir,
+		SVN: h.opt.SVN, Root: h.opt.Root, Log: h.opt.Log,
 		Phase: func(ph string) { h.emit(Event{Type: Phase, Item: it, Phase: ph}) },
 	})
 	if err != nil {

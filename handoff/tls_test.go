@@ -31,11 +31,7 @@ func TestPrivateCA(t *testing.T) {
 	gitURL := testserver.GitHTTPS(t, fx.base, "alice", "git-tls-pw", ca)
 
 	parent := t.TempDir()
-	repo := filepath.Join(parent, "home")
-	sh(t, parent, "svnadmin", "create", repo)
-	files := t.TempDir()
-	write(t, filepath.Join(files, "rc"), "svn over https\n")
-	sh(t, files, "svnmucc", "-U", "file://"+repo, "-m", "r1", "mkdir", "trunk", "put", "rc", "trunk/.profile")
+	svnTrunk(t, parent, "home", ".profile", "svn over https\n")
 	svnBase := testserver.SVNApacheTLS(t, parent, "carol", "svn-tls-pw", ca)
 
 	dir := t.TempDir()

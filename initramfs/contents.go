@@ -71,7 +71,8 @@ var lvmCommands = []string{
 // without it git could only clone file://, git:// and ssh URLs), git
 // submodule, ssh, and rsync for datasets over rsync:// and ssh. "svn" is opt-in
 // (Options.Extras) because APR, serf, sqlite and Berkeley DB add 3.3 MiB
-// compressed, which would take the default image past 40 MB.
+// compressed, which would take the default image past 40 MB; without it the
+// hand-off runs the restored system's own svn, chrooted (handoff/repo).
 var Tools = []ToolSpec{
 	{Name: "cryptsetup", Group: "storage", Probe: []string{"--version"}, Package: "cryptsetup-bin"},
 	{Name: "lvm", Group: "storage", Probe: []string{"version"}, Aliases: lvmCommands, Package: "lvm2"},

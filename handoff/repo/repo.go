@@ -19,6 +19,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -42,6 +43,12 @@ type Options struct {
 	Phase func(phase string)
 	// TempDir holds svn's private configuration (default os.TempDir()).
 	TempDir string
+	// SVN is where svn runs: SVNAuto (default), SVNLive or SVNRoot.
+	SVN string
+	// Root is the restored system's root, for its own svn (SVNRoot).
+	Root string
+	// Log hears what the checkout sets up around svn.
+	Log func(format string, args ...any)
 }
 
 // Result is what was checked out.
@@ -133,8 +140,9 @@ func sshFor(raw string, m creds.Match) string {
 
 // svnSSH is SVN_SSH for an svn+ssh URL. svn hands ssh "host:port" as the
 // host name when the URL has a port, which ssh cannot resolve; a private
-// ssh_config (in the live environment's scratch directory) maps it back.
-func svnSSH(raw string, m creds.Match, dir string) (string, error) {
+// ssh_config (in svn's scratch directory dir, which ssh sees as seen) maps
+// it back.
+func svnSSH(raw string, m creds.Match, dir, seen string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "svn+ssh" {
 		return "", nil
@@ -146,7 +154,7 @@ func svnSSH(raw string, m creds.Match, dir string) (string, error) {
 		if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 			return "", fmt.Errorf("ssh config: %w", err)
 		}
-		argv = append([]string{argv[0], "-F", cfg}, argv[1:]...)
+		argv = append([]string{argv[0], "-F", filepath.Join(seen, "ssh_config")}, argv[1:]...)
 	}
 	return strings.Join(argv, " "), nil
 }
@@ -286,26 +294,64 @@ func SVNServers(repoURL string, m creds.Match) string {
 func svnCheckout(ctx context.Context, r profile.Repo, stage string, opt Options) (Result, error) {
 	repoURL, store := cleanURL(r.URL, opt.Creds)
 	m := store.Lookup(repoURL)
-	cfg, err := os.MkdirTemp(opt.TempDir, "strata-svn-")
-	if err != nil {
-		return Result{}, fmt.Errorf("svn config: %w", err)
+	if opt.Log == nil {
+		opt.Log = func(string, ...any) {}
 	}
-	defer os.RemoveAll(cfg)
-	cmd := run.Cmd{Name: "svn"}
-	if m.Basic != nil {
-		cmd.Stdin = strings.NewReader(m.Basic.Password + "\n")
+	chroot, err := useRootSVN(opt.SVN)
+	if err != nil {
+		return Result{}, err
+	}
+	// svn's throw-away configuration: in the live system's scratch space,
+	// or in memory inside the root for the root's own svn.
+	var ch *svnChroot
+	var cfg, seenCfg, seenStage string
+	if chroot {
+		opt.Log("svn: the live system has no svn: running the restored system's, chrooted into %s", opt.Root)
+		if ch, m, err = chrootSVN(opt.Root, m, opt.Log); err != nil {
+			return Result{}, err
+		}
+		defer func() {
+			if err := ch.close(); err != nil {
+				opt.Log("svn in the restored system: %v", err)
+			}
+		}()
+		seenCfg = chrootDir + "/svn-config"
+		cfg = ch.Host(seenCfg)
+		if err := os.Mkdir(cfg, 0o700); err != nil {
+			return Result{}, fmt.Errorf("svn config: %w", err)
+		}
+		if seenStage, err = ch.In(stage); err != nil {
+			return Result{}, err
+		}
+	} else {
+		if cfg, err = os.MkdirTemp(opt.TempDir, "strata-svn-"); err != nil {
+			return Result{}, fmt.Errorf("svn config: %w", err)
+		}
+		defer os.RemoveAll(cfg)
+		seenCfg, seenStage = cfg, stage
+	}
+	svn := func(args []string) run.Cmd {
+		if ch == nil {
+			return run.Cmd{Name: "svn", Args: args}
+		}
+		return run.Cmd{Name: "chroot", Args: append([]string{ch.root, "svn"}, args...),
+			// (a UTF-8 locale: in "C", svn cannot handle non-ASCII names)
+			Env: []string{"PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin", "HOME=/root", "LC_ALL=C.UTF-8"}}
 	}
 	user := ""
 	if m.Basic != nil {
 		user = m.Basic.User
 	}
-	cmd.Args = SVNArgs(r, repoURL, stage, cfg, user)
+	cmd := svn(SVNArgs(r, repoURL, seenStage, seenCfg, user))
+	if m.Basic != nil {
+		cmd.Stdin = strings.NewReader(m.Basic.Password + "\n")
+	}
 	if servers := SVNServers(repoURL, m); servers != "" {
 		if err := os.WriteFile(filepath.Join(cfg, "servers"), []byte(servers), 0o644); err != nil {
 			return Result{}, fmt.Errorf("svn config: %w", err)
 		}
 	}
-	ssh, err := svnSSH(repoURL, m, cfg)
+	ssh, err := svnSSH(repoURL, m, cfg, seenCfg)
 	if err != nil {
 		return Result{}, err
 	}
@@ -317,7 +363,7 @@ func svnCheckout(ctx context.Context, r profile.Repo, stage string, opt Options)
 	if _, err := opt.Runner.Run(ctx, cmd); err != nil {
 		return Result{}, fmt.Errorf("svn checkout %s: %w", SVNURL(repoURL, r.Branch), explainSVN(err))
 	}
-	out, err := opt.Runner.Run(ctx, run.Cmd{Name: "svn", Args: []string{"info", "--non-interactive", "--config-dir", cfg, "--show-item", "revision", "--", stage}})
+	out, err := opt.Runner.Run(ctx, svn([]string{"info", "--non-interactive", "--config-dir", seenCfg, "--show-item", "revision", "--", seenStage}))
 	if err != nil {
 		return Result{}, fmt.Errorf("svn info %s: %w", stage, err)
 	}
@@ -326,6 +372,20 @@ func svnCheckout(ctx context.Context, r profile.Repo, stage string, opt Options)
 		return res, fmt.Errorf("svn %s: checked out revision %s, the profile asks for %s", repoURL, res.Revision, r.Revision)
 	}
 	return res, nil
+}
+
+// useRootSVN decides whether svn runs chrooted in the restored system.
+func useRootSVN(where string) (bool, error) {
+	switch where {
+	case SVNRoot:
+		return true, nil
+	case SVNLive:
+		return false, nil
+	case SVNAuto:
+		_, err := exec.LookPath("svn")
+		return err != nil, nil
+	}
+	return false, fmt.Errorf("svn: %q is not where svn can run (live, root, or empty for either)", where)
 }
 
 func explainSVN(err error) error {
