@@ -104,6 +104,12 @@ func fetchManifest(ctx context.Context, p Plan, sel pattern.Set, dest string, op
 	if err := os.MkdirAll(filepath.Join(stage, PartialHTTP), 0o700); err != nil {
 		return res, fmt.Errorf("staging: %w", err)
 	}
+	mr.partials = map[string]bool{}
+	if names, err := os.ReadDir(filepath.Join(stage, PartialHTTP)); err == nil {
+		for _, n := range names {
+			mr.partials[n.Name()] = true
+		}
+	}
 	var err2 error // (named for the deferred cleanup)
 	defer func() { clearStage(stage, err2 != nil) }()
 
@@ -169,9 +175,10 @@ feed:
 // made once are known; files this process creates for itself need no chown.
 type manifestRun struct {
 	dest, stage string
-	fresh       bool     // dest held nothing (but staging) when the fetch started
-	self        bool     // the owner is this process's user and group
-	dirs        sync.Map // directories below dest made (or found) already
+	fresh       bool            // dest held nothing (but staging) when the fetch started
+	partials    map[string]bool // names in partial/ when the fetch started
+	self        bool            // the owner is this process's user and group
+	dirs        sync.Map        // directories below dest made (or found) already
 }
 
 // inPlace reports whether final already has the content (never in a
@@ -225,11 +232,15 @@ func (mr *manifestRun) fetchFile(ctx context.Context, dir string, e manifest.Ent
 	}
 	staged := filepath.Join(stage, PartialHTTP, partialName(e))
 	var last int64
-	res, err := fetch.Download(ctx, src, staged, fetch.Options{Client: opt.Client, Header: opt.Creds.Lookup(src).Header(), Retries: opt.Retries, Log: opt.Log,
+	fopt := fetch.Options{Client: opt.Client, Header: opt.Creds.Lookup(src).Header(), Retries: opt.Retries, Log: opt.Log,
 		SHA256: e.SHA256, SumFrom: "the manifest", Buffer: buf,
-		Progress: func(done, _ int64) { progress(done - last); last = done }})
-	if res.Reused > 0 {
-		opt.Log("dataset: %s: continued after the %d bytes an earlier run left", src, res.Reused)
+		Progress: func(done, _ int64) { progress(done - last); last = done }}
+	small, res, err := mr.fetchSmall(ctx, src, staged, fopt)
+	if !small && err == nil {
+		res, err = fetch.Download(ctx, src, staged, fopt)
+		if res.Reused > 0 {
+			opt.Log("dataset: %s: continued after the %d bytes an earlier run left", src, res.Reused)
+		}
 	}
 	if err != nil {
 		progress(-last)
@@ -240,14 +251,61 @@ func (mr *manifestRun) fetchFile(ctx context.Context, dir string, e manifest.Ent
 			return false, res.Resumes, err
 		}
 	}
-	if err := os.Chmod(staged, 0o644); err != nil {
-		return false, res.Resumes, err
+	if !small {
+		if err := os.Chmod(staged, 0o644); err != nil {
+			return false, res.Resumes, err
+		}
 	}
 	if err := mr.place(staged, filepath.FromSlash(e.Path), opt.Owner); err != nil {
 		return false, res.Resumes, err
 	}
 	return false, res.Resumes, nil
 }
+
+// fetchSmall fetches a file smaller than a download worth continuing after
+// a restart (restore/fetch records those from 1 MiB) straight into staged:
+// no partial file, sidecar or rename, and written through a plain
+// descriptor. It says false, having done nothing, for a file with a partial
+// download from an earlier run, or one that turns out larger or of unknown
+// size: those go through fetch.Download.
+func (mr *manifestRun) fetchSmall(ctx context.Context, src, staged string, fopt fetch.Options) (bool, fetch.DownloadResult, error) {
+	var res fetch.DownloadResult
+	if _, ok := mr.partials[filepath.Base(staged)+fetch.PartSuffix]; ok {
+		return false, res, nil
+	}
+	r, err := fetch.Open(ctx, src, fopt)
+	if err != nil {
+		return true, res, err
+	}
+	defer r.Close()
+	if res.Size = r.Size(); res.Size < 0 || res.Size >= smallMax {
+		return false, res, nil
+	}
+	fd, err := unix.Open(staged, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return true, res, fmt.Errorf("fetch %s: create %s: %w", src, staged, err)
+	}
+	f := os.NewFile(uintptr(fd), staged) // (a regular file: never on the poller)
+	res.Transferred, err = io.CopyBuffer(writerOnly{f}, r, fopt.Buffer)
+	if err == nil {
+		err = unix.Fchmod(fd, 0o644) // (whatever the umask)
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	res.Resumes = r.Resumes()
+	if err != nil {
+		os.Remove(staged)
+		return true, res, err
+	}
+	return true, res, nil
+}
+
+// smallMax is the size below which fetchSmall takes a file.
+const smallMax = 1 << 20
+
+// writerOnly hides os.File's ReadFrom, so io.CopyBuffer uses the buffer.
+type writerOnly struct{ io.Writer }
 
 // place moves a verified file to rel below the destination.
 func (mr *manifestRun) place(staged, rel string, o place.Owner) error {
