@@ -177,6 +177,7 @@ type manifestRun struct {
 	dest, stage string
 	fresh       bool            // dest held nothing (but staging) when the fetch started
 	partials    map[string]bool // names in partial/ when the fetch started
+	large       atomic.Bool     // a file too large for fetchSmall came: no more tries
 	self        bool            // the owner is this process's user and group
 	dirs        sync.Map        // directories below dest made (or found) already
 }
@@ -267,10 +268,12 @@ func (mr *manifestRun) fetchFile(ctx context.Context, dir string, e manifest.Ent
 // no partial file, sidecar or rename, and written through a plain
 // descriptor. It says false, having done nothing, for a file with a partial
 // download from an earlier run, or one that turns out larger or of unknown
-// size: those go through fetch.Download.
+// size: those go through fetch.Download. The first such response also turns
+// this off for the rest of the dataset: closing it early wastes what the
+// server sent ahead (up to the connection's windows) and the connection.
 func (mr *manifestRun) fetchSmall(ctx context.Context, src, staged string, fopt fetch.Options) (bool, fetch.DownloadResult, error) {
 	var res fetch.DownloadResult
-	if _, ok := mr.partials[filepath.Base(staged)+fetch.PartSuffix]; ok {
+	if _, ok := mr.partials[filepath.Base(staged)+fetch.PartSuffix]; ok || mr.large.Load() {
 		return false, res, nil
 	}
 	r, err := fetch.Open(ctx, src, fopt)
@@ -279,6 +282,7 @@ func (mr *manifestRun) fetchSmall(ctx context.Context, src, staged string, fopt 
 	}
 	defer r.Close()
 	if res.Size = r.Size(); res.Size < 0 || res.Size >= smallMax {
+		mr.large.Store(true)
 		return false, res, nil
 	}
 	fd, err := unix.Open(staged, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
