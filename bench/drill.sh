@@ -38,7 +38,7 @@ waited = 0.0
 for p in r["phases"]:
     w = p.get("waited_seconds", 0.0)  # waiting for a VM slot is not the drill's time
     waited += w
-    if p["name"] in ("boot restored disks", "checks"):
+    if p["name"] in ("capture from the live image", "boot restored disks", "checks"):
         order.append(p["name"])
         sums[p["name"]] = p["seconds"] - w
 order.append("whole drill")

@@ -59,9 +59,13 @@ type Options struct {
 	// its console wizard starts, and Drive works the console (the wizard's
 	// end-to-end test). LUKS keys the profile leaves to a prompt stay
 	// prompts, for Drive to type Passphrase. The guest must power off.
-	Drive    func(ctx context.Context, v *vm.VM, l Live) error
-	Timeouts Timeouts
-	Log      func(format string, args ...any)
+	Drive func(ctx context.Context, v *vm.VM, l Live) error
+	// NoCapture skips the capture round trip: after an unattended restore
+	// the live system opens the restored disks again, captures them and
+	// the drill checks that the capture gives back the profile.
+	NoCapture bool
+	Timeouts  Timeouts
+	Log       func(format string, args ...any)
 }
 
 // Live is what Drive needs to know: the file server as the guest sees
@@ -185,6 +189,12 @@ const liveBootStep = "live:boot"
 // restorePhase is the phase whose steps the report breaks down.
 const restorePhase = "live boot and restore"
 
+// capturePhase is the capture round trip in the live system after the restore.
+const capturePhase = "capture from the live image"
+
+// capture tells whether the drill runs the capture round trip.
+func (d *drill) capture() bool { return !d.opt.NoCapture && d.opt.Drive == nil }
+
 // phase runs fn as a named phase; it returns false when the phase failed.
 func (d *drill) phase(name string, fn func(ph *Phase) error) bool {
 	d.opt.Log("drill: %s ...", name)
@@ -210,8 +220,12 @@ func (d *drill) run(ctx context.Context) {
 	if !d.phase("prepare", func(*Phase) error { return d.prepare() }) {
 		return
 	}
-	if !d.phase(restorePhase, func(ph *Phase) error { return d.restore(ctx, ph) }) {
+	var live *vm.VM
+	if !d.phase(restorePhase, func(ph *Phase) (err error) { live, err = d.restore(ctx, ph); return err }) {
 		return
+	}
+	if live != nil {
+		d.phase(capturePhase, func(ph *Phase) error { return d.roundTrip(ctx, live, ph) })
 	}
 	if d.p.System == nil || d.p.Bootloader == nil {
 		return // nothing that boots by itself: the restore of the layout is the drill
@@ -302,6 +316,9 @@ func (d *drill) prepare() error {
 		}
 		d.rep.Disks = append(d.rep.Disks, Disk{Name: disk.Name, Device: "/dev/vd" + string(rune('a'+i)), Path: path, Size: size})
 	}
+	if d.capture() {
+		return d.writeCaptureScript(srvDir)
+	}
 	return nil
 }
 
@@ -362,14 +379,21 @@ var (
 	stepRE = `(?m)^\[\d+/\d+\] (\S+): ([^\r\n]*)\r?\n`
 )
 
-func (d *drill) restore(ctx context.Context, ph *Phase) error {
+// restore boots the live system and lets it restore unattended. With the
+// capture round trip it returns the live system at its shell, else nil
+// once the live system has powered off.
+func (d *drill) restore(ctx context.Context, ph *Phase) (*vm.VM, error) {
 	var mapping []string
 	for _, disk := range d.rep.Disks {
 		mapping = append(mapping, disk.Name+"="+disk.Device)
 	}
+	done := "strata.done=poweroff"
+	if d.capture() {
+		done = "strata.done=shell"
+	}
 	appendLine := strings.Join([]string{
 		"console=ttyS0,115200", "strata.server=" + d.url, "strata.profile=" + d.name,
-		"strata.disk=" + strings.Join(mapping, ","), "strata.yes", "strata.done=poweroff", d.opt.LiveAppend,
+		"strata.disk=" + strings.Join(mapping, ","), "strata.yes", done, d.opt.LiveAppend,
 	}, " ")
 	if d.opt.Drive != nil {
 		appendLine = "console=ttyS0,115200 " + d.opt.LiveAppend
@@ -377,15 +401,20 @@ func (d *drill) restore(ctx context.Context, ph *Phase) error {
 	v, err := d.start(ctx, ph, vm.Config{
 		Name: "drill-" + d.name + "-live", Firmware: d.fw(), Kernel: d.opt.Kernel, Initrd: d.opt.Initrd,
 		Append: appendLine, Disks: d.vmDisks(false), Net: &vm.Net{}, MemoryMB: 2048, CPUs: 2, LogDir: d.logDir,
-		Timeout: d.opt.Timeouts.LiveBoot + d.opt.Timeouts.Restore,
+		Timeout: d.opt.Timeouts.LiveBoot + d.opt.Timeouts.Restore + d.opt.Timeouts.Checks + 5*time.Minute,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	t0 := time.Now() // after Start, which may have waited for a VM slot
-	defer v.Kill()
+	handedOn := false
+	defer func() {
+		if !handedOn {
+			v.Kill()
+		}
+	}()
 	ph.Log = v.LogPath()
-	fail := func(err error) error { ph.Tail = v.Tail(40); return err }
+	fail := func(err error) (*vm.VM, error) { ph.Tail = v.Tail(40); return nil, err }
 	if _, err := v.Expect(readyRE, d.opt.Timeouts.LiveBoot); err != nil {
 		return fail(fmt.Errorf("the live system did not come up: %w", err))
 	}
@@ -397,7 +426,7 @@ func (d *drill) restore(ctx context.Context, ph *Phase) error {
 		if err := v.Wait(2 * time.Minute); err != nil {
 			return fail(fmt.Errorf("the live system did not power off after the restore: %w", err))
 		}
-		return nil
+		return nil, nil
 	}
 	// Follow the restore's step lines to time each step (for the report and
 	// bench/drill.sh) until the outcome marker.
@@ -425,10 +454,14 @@ func (d *drill) restore(ctx context.Context, ph *Phase) error {
 	if m[1] != "OK" {
 		return fail(fmt.Errorf("the restore failed: %s", strings.TrimSpace(m[0])))
 	}
+	if d.capture() {
+		handedOn = true
+		return v, nil
+	}
 	if err := v.Wait(2 * time.Minute); err != nil {
 		return fail(fmt.Errorf("the live system did not power off after the restore: %w", err))
 	}
-	return nil
+	return nil, nil
 }
 
 // start starts a guest for phase ph, counting the wait for a VM slot
@@ -519,7 +552,8 @@ func (d *drill) checks(v *vm.VM, ph *Phase) error {
 	if err != nil {
 		return fail(err)
 	}
-	d.rep.Checks = Verify(d.p, inv)
+	first := len(d.rep.Checks) // the capture's checks come before, in their own phase
+	d.rep.Checks = append(d.rep.Checks, Verify(d.p, inv)...)
 	if len(d.p.Repos)+len(d.p.Datasets) > 0 {
 		cmd := "M=STRATA-HANDOFF; echo $M-BEGIN; " + handoffCommands(d.p) + "echo $M-END\n"
 		if err := v.Send(cmd); err != nil {
@@ -538,8 +572,13 @@ func (d *drill) checks(v *vm.VM, ph *Phase) error {
 	}
 	_ = v.Send("poweroff\n")
 	_ = v.Wait(time.Minute)
+	return failedChecks(d.rep.Checks[first:])
+}
+
+// failedChecks is an error naming the checks that failed, or nil.
+func failedChecks(checks []Check) error {
 	var failed []string
-	for _, c := range d.rep.Checks {
+	for _, c := range checks {
 		if !c.Pass {
 			failed = append(failed, c.Name)
 		}

@@ -72,6 +72,7 @@ func init() {
 			fs.Var(urlMap, "url-map", "FROM=TO (repeatable): rewrite repo URLs and dataset sources starting with FROM; a TO without a scheme is a path on the drill's file server")
 			fs.StringVar(&report, "report", "", "write the report as JSON to this file (default WORK/report.json)")
 			fs.StringVar(&junit, "junit", "", "also write the report as JUnit XML to this file")
+			fs.BoolVar(&o.NoCapture, "no-capture", false, "skip the capture round trip (open the restored disks again in the live system, capture them, compare with the profile)")
 			fs.DurationVar(&o.Timeouts.Restore, "restore-timeout", 45*time.Minute, "deadline of the live restore (TCG on a busy host needs more)")
 		},
 		run: func(e *env, args []string) error {
