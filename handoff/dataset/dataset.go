@@ -191,13 +191,13 @@ func Fetch(ctx context.Context, d profile.Dataset, dest string, opt Options) (Re
 		opt.Progress = func(Progress) {}
 	}
 	if opt.Client == nil {
-		opt.Client = &http.Client{Transport: &caTransport{creds: opt.Creds, base: &http.Transport{
+		opt.Client = &http.Client{Transport: opt.Creds.Transport(&http.Transport{
 			Proxy:                 http.ProxyFromEnvironment,
 			ResponseHeaderTimeout: 30 * time.Second,
 			IdleConnTimeout:       30 * time.Second,
 			MaxIdleConnsPerHost:   opt.FileJobs + 1,
 			ReadBufferSize:        256 << 10,
-		}}}
+		})}
 		defer opt.Client.CloseIdleConnections()
 	}
 	sel := pattern.Set{Include: d.Include, Exclude: d.Exclude}

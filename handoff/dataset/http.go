@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/stratahq/strata/handoff/creds"
 	"github.com/stratahq/strata/handoff/manifest"
 	"github.com/stratahq/strata/handoff/pattern"
 	"github.com/stratahq/strata/handoff/place"
@@ -377,7 +378,7 @@ func clearStage(stage string, keepPartial bool) error {
 
 // explainHTTP adds the likely cause to an HTTP refusal.
 func explainHTTP(err error) error {
-	err = explainTLS(err)
+	err = creds.ExplainTLS(err)
 	if msg := err.Error(); strings.Contains(msg, ": 401 ") || strings.Contains(msg, ": 403 ") {
 		return fmt.Errorf("%w (authentication: add an entry for this URL to the credentials file, see docs/handoff.md#credentials)", err)
 	}

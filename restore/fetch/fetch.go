@@ -94,6 +94,16 @@ func Resolve(base, raw string) (string, error) {
 	return b.ResolveReference(u).String(), nil
 }
 
+// NewTransport is the transport Open uses by default: the environment's
+// proxy, and a server that stops answering is noticed.
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		ResponseHeaderTimeout: 30 * time.Second,
+		IdleConnTimeout:       30 * time.Second,
+	}
+}
+
 // Open starts reading the object at raw.
 func Open(ctx context.Context, raw string, opt Options) (*Reader, error) {
 	full, err := Resolve(opt.Base, raw)
@@ -101,11 +111,7 @@ func Open(ctx context.Context, raw string, opt Options) (*Reader, error) {
 		return nil, err
 	}
 	if opt.Client == nil {
-		opt.Client = &http.Client{Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			ResponseHeaderTimeout: 30 * time.Second,
-			IdleConnTimeout:       30 * time.Second,
-		}}
+		opt.Client = &http.Client{Transport: NewTransport()}
 	}
 	if opt.Retries == 0 {
 		opt.Retries = 5

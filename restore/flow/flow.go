@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 	"github.com/stratahq/strata/internal/run"
 	"github.com/stratahq/strata/profile"
 	"github.com/stratahq/strata/restore"
+	"github.com/stratahq/strata/restore/fetch"
 	"github.com/stratahq/strata/restore/plan"
 	"github.com/stratahq/strata/restore/probe"
 	"github.com/stratahq/strata/restore/system"
@@ -197,8 +199,16 @@ func (f *flow) system(ctx context.Context) error {
 				saved[rel] = b
 			}
 		}
-		st, err := system.UnpackImage(ctx, root, img, system.ImageOptions{Server: f.o.Server, Log: f.o.Log,
-			Progress: f.progress("system:image")})
+		imgOpt := system.ImageOptions{Server: f.o.Server, Log: f.o.Log, Progress: f.progress("system:image")}
+		if f.o.Creds != nil {
+			// The file server's credentials and private CA serve the base
+			// image as they serve the datasets.
+			if full, err := fetch.Resolve(f.o.Server, img.URL); err == nil {
+				imgOpt.Header = f.o.Creds.Lookup(full).Header()
+			}
+			imgOpt.Client = &http.Client{Transport: f.o.Creds.Transport(fetch.NewTransport())}
+		}
+		st, err := system.UnpackImage(ctx, root, img, imgOpt)
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/stratahq/strata/handoff/creds"
 	"github.com/stratahq/strata/internal/run"
 	"github.com/stratahq/strata/profile"
 	"github.com/stratahq/strata/restore"
@@ -37,7 +39,8 @@ type fixture struct {
 	totals map[int]bool
 	// progress events, in order
 	progress []restore.Event
-	fail     string // a command that fails, by name
+	fail     string       // a command that fails, by name
+	handler  http.Handler // the file server's
 }
 
 const layerFstab = "UUID=c2516f7a / ext4 errors=remount-ro 0 1\n"
@@ -52,14 +55,15 @@ func newFixture(t *testing.T) *fixture {
 	})
 	music := tarZst(t, map[string]string{"a.flac": strings.Repeat("a", 300<<10), "b.flac": strings.Repeat("b", 200<<10)})
 	files := map[string][]byte{"/images/base.tar.zst": img, "/datasets/music.tar.zst": music}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, ok := files[r.URL.Path]
 		if !ok {
 			http.NotFound(w, r)
 			return
 		}
 		http.ServeContent(w, r, "f", time.Unix(0, 0), bytes.NewReader(b))
-	}))
+	})
+	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
 
 	p, err := profile.Load(filepath.Join("..", "..", "examples", "bios-msdos.yaml"))
@@ -78,7 +82,7 @@ func newFixture(t *testing.T) *fixture {
 	if err := os.WriteFile(filepath.Join(root, "etc/fstab"), []byte(layerFstab), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, totals: map[int]bool{}}
+	f := &fixture{t: t, totals: map[int]bool{}, handler: handler}
 	f.rec = &run.Recorder{Respond: func(c run.Cmd) (run.Result, error) {
 		name := c.Name
 		if name == "chroot" && len(c.Args) > 0 {
@@ -281,5 +285,50 @@ func TestHandoffProgress(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(f.pl.TargetRoot, "srv/music/b.flac")); err != nil || len(b) != 200<<10 {
 		t.Errorf("dataset not in place: %d bytes, %v", len(b), err)
+	}
+}
+
+// A file server with a private CA and a password: the base image comes
+// with the credentials file's ca-file and basic entry, as the datasets do;
+// without them the error says what to add.
+func TestImageFromPrivateCA(t *testing.T) {
+	f := newFixture(t)
+	var auth []string
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "alice" || p != "s3cret" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		auth = append(auth, r.URL.Path)
+		f.handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	f.o.Server = srv.URL + "/"
+	f.o.Profile.Datasets = nil
+
+	err := f.run()
+	if err == nil || !strings.Contains(err.Error(), "ca-file") {
+		t.Fatalf("untrusted server: error %v, want one that says to add a ca-file", err)
+	}
+
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "credentials")
+	lines := srv.URL + "/ ca-file " + ca + "\n" + srv.URL + "/ basic alice s3cret\n"
+	if err := os.WriteFile(file, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if f.o.Creds, err = creds.Load(file, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.events = nil
+	if err := f.run(); err != nil {
+		t.Fatalf("with the CA and the password: %v", err)
+	}
+	if len(auth) == 0 || auth[0] != "/images/base.tar.zst" {
+		t.Errorf("the image was not fetched with the password: %v", auth)
 	}
 }

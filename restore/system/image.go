@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stratahq/strata/handoff/creds"
 	"github.com/stratahq/strata/profile"
 	"github.com/stratahq/strata/restore/fetch"
 	"github.com/stratahq/strata/restore/unpack"
@@ -22,7 +23,8 @@ const ImageMarker = "var/lib/strata/base-image"
 // ImageOptions say where the image comes from and who hears about progress.
 type ImageOptions struct {
 	Server   string      // file server URL for relative image URLs
-	Header   http.Header // credentials, if the server wants them
+	Header   http.Header  // credentials, if the server wants them
+	Client   *http.Client // e.g. one trusting the file server's private CA; default fetch's
 	Progress func(done, total int64)
 	Log      func(format string, args ...any)
 }
@@ -39,9 +41,9 @@ func ImageDone(root string, img profile.Image) bool {
 // not mark the image done, so a re-run unpacks it again.
 func UnpackImage(ctx context.Context, root string, img profile.Image, opt ImageOptions) (unpack.Stats, error) {
 	start := time.Now()
-	r, err := fetch.Open(ctx, img.URL, fetch.Options{Base: opt.Server, SHA256: img.SHA256, Header: opt.Header, Progress: opt.Progress, Log: opt.Log})
+	r, err := fetch.Open(ctx, img.URL, fetch.Options{Base: opt.Server, SHA256: img.SHA256, Header: opt.Header, Client: opt.Client, Progress: opt.Progress, Log: opt.Log})
 	if err != nil {
-		return unpack.Stats{}, fmt.Errorf("base system: %w", err)
+		return unpack.Stats{}, fmt.Errorf("base system: %w", creds.ExplainTLS(err))
 	}
 	defer r.Close()
 	_ = os.Remove(filepath.Join(root, ImageMarker)) // a new image is not done until it is

@@ -1,4 +1,4 @@
-package dataset
+package creds
 
 import (
 	"crypto/tls"
@@ -9,16 +9,22 @@ import (
 	"os"
 	"strings"
 	"sync"
-
-	"github.com/stratahq/strata/handoff/creds"
 )
 
-// caTransport sends an https request through a transport that trusts only
-// the CA certificates of the ca-file the credentials name for its URL, and
-// every other request through base (the live system's CAs).
+// Transport sends an https request through a transport that trusts only
+// the CA certificates of the ca-file the store names for its URL, and every
+// other request through base (the live system's CAs). A nil store sends
+// everything through base. Used by the datasets and the base image alike.
+func (s *Store) Transport(base *http.Transport) http.RoundTripper {
+	if s == nil {
+		return base
+	}
+	return &caTransport{base: base, creds: s}
+}
+
 type caTransport struct {
 	base  *http.Transport
-	creds *creds.Store
+	creds *Store
 	mu    sync.Mutex
 	byCA  map[string]*http.Transport // by ca-file path
 }
@@ -39,7 +45,7 @@ func (c *caTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.RoundTrip(req)
 }
 
-func (c *caTransport) transport(e *creds.Entry) (*http.Transport, error) {
+func (c *caTransport) transport(e *Entry) (*http.Transport, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if t, ok := c.byCA[e.Path]; ok {
@@ -80,11 +86,11 @@ func loadCAs(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// explainTLS adds what to do to a certificate the live system does not trust.
-func explainTLS(err error) error {
+// ExplainTLS adds what to do to a certificate the live system does not trust.
+func ExplainTLS(err error) error {
 	var unknown x509.UnknownAuthorityError
 	if errors.As(err, &unknown) || strings.Contains(err.Error(), "certificate signed by unknown authority") {
-		return fmt.Errorf("%w (%s)", err, creds.UntrustedHint)
+		return fmt.Errorf("%w (%s)", err, UntrustedHint)
 	}
 	return err
 }
