@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	var root, server, credFile string
+	var root, server, credFile, svnWhere string
 	var jobs, fileJobs int
 	var jsonOut, quiet bool
 	register(&command{
@@ -35,6 +35,7 @@ func init() {
 			fs.IntVar(&fileJobs, "file-jobs", 4, "files fetched at once within one manifest dataset")
 			fs.BoolVar(&jsonOut, "json", false, "print events as JSON lines instead of text")
 			fs.BoolVar(&quiet, "quiet", false, "do not print the command log on stderr")
+			fs.StringVar(&svnWhere, "svn", "", "which svn checks out svn repos: live (this system's) or root (the restored system's, chrooted); default live when this system has svn, else root")
 		},
 		run: func(e *env, args []string) error {
 			if len(args) != 1 {
@@ -42,6 +43,9 @@ func init() {
 			}
 			if root == "" {
 				return usagef("--root is required")
+			}
+			if svnWhere != "" && svnWhere != "live" && svnWhere != "root" {
+				return usagef("--svn %s: want live or root", svnWhere)
 			}
 			if jobs < 1 || fileJobs < 1 {
 				return usagef("--jobs and --file-jobs must be at least 1")
@@ -74,7 +78,7 @@ func init() {
 			defer stop()
 			start := time.Now()
 			rep, err := handoff.Run(ctx, p, handoff.Options{
-				Root: root, Server: server, Creds: store, Jobs: jobs, FileJobs: fileJobs,
+				Root: root, Server: server, Creds: store, Jobs: jobs, FileJobs: fileJobs, SVN: svnWhere,
 				Log: logf, ProgressInterval: time.Second,
 				Events: func(ev handoff.Event) {
 					outMu.Lock()

@@ -47,6 +47,9 @@ datasets:
 	if code, _, errs := strata("handoff", prof); code != exitUsage || !strings.Contains(errs, "--root is required") {
 		t.Errorf("without --root: exit %d %s", code, errs)
 	}
+	if code, _, errs := strata("handoff", "--root", root, "--svn", "host", prof); code != exitUsage || !strings.Contains(errs, "--svn host: want live or root") {
+		t.Errorf("--svn host: exit %d %s", code, errs)
+	}
 	code, out, errs := strata("handoff", "--root", root, "--server", srv.URL, "--credentials", creds, "--jobs", "2", prof)
 	if code != exitFailed || !strings.Contains(errs, "1 of 3 items failed") || !strings.Contains(errs, "dataset broken (/srv/broken): no manifest at "+srv.URL+"/nothing-here/SHA256SUMS") {
 		t.Errorf("exit %d\n%s\n%s", code, out, errs)
