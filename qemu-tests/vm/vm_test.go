@@ -339,7 +339,9 @@ func TestTypeLine(t *testing.T) {
 		var typed lockedBuffer
 		c := newConsole("t", inW, make(chan struct{}), func() string { return "" })
 		go c.pump(outR, io.Discard)
+		done := make(chan struct{})
 		go func() {
+			defer close(done)
 			b := make([]byte, 64)
 			col := 0
 			for {
@@ -363,7 +365,10 @@ func TestTypeLine(t *testing.T) {
 				}
 			}
 		}()
-		return c, &typed, func() { inW.Close(); outW.Close() }
+		// stop waits for the echo to record the last key: TypeLine returns
+		// once the Enter is sent, possibly before it is written down (a CI
+		// run read the buffer without it).
+		return c, &typed, func() { inW.Close(); outW.Close(); <-done }
 	}
 	line := "busybox head -c 1234 /dev/vdd > /tmp/t.sh; FILES=/dev/vdd busybox sh /tmp/t.sh"
 	c, typed, stop := echo(13)
