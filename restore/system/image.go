@@ -22,7 +22,7 @@ const ImageMarker = "var/lib/strata/base-image"
 
 // ImageOptions say where the image comes from and who hears about progress.
 type ImageOptions struct {
-	Server   string      // file server URL for relative image URLs
+	Server   string       // file server URL for relative image URLs
 	Header   http.Header  // credentials, if the server wants them
 	Client   *http.Client // e.g. one trusting the file server's private CA; default fetch's
 	Progress func(done, total int64)
