@@ -198,16 +198,7 @@ func roundTripChecks(changes []diff.Change) []Check {
 			checks = append(checks, Check{Name: "capture: " + c.Path + " comes back as restored", Detail: c.String()})
 		}
 	}
-	checks = append(checks, Check{Name: "capture: every field the profile sets comes back", Pass: len(checks) == 0 || allPass(checks),
+	checks = append(checks, Check{Name: "capture: every field the profile sets comes back", Pass: failedChecks(checks) == nil,
 		Detail: fmt.Sprintf("%d fields the profile leaves open were captured", added)})
 	return checks
-}
-
-func allPass(cs []Check) bool {
-	for _, c := range cs {
-		if !c.Pass {
-			return false
-		}
-	}
-	return true
 }
