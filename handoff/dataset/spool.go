@@ -25,17 +25,6 @@ import (
 // the network. Removed once the dataset is in place.
 const SpoolName = "archive"
 
-// spoolSide is what SpoolName.part.json records: enough to ask for the rest
-// of the same object and nothing else.
-type spoolSide struct {
-	URL string `json:"url"`
-	// Validator is the object's strong ETag, else its Last-Modified date,
-	// from a HEAD request before the download started.
-	Validator string `json:"validator"`
-	Size      int64  `json:"size"`   // -1 when unknown
-	SHA256    string `json:"sha256"` // the expected one
-}
-
 // spoolStream is an archive's bytes: what an earlier run spooled, then the
 // rest from the network, written to the spool as it is read.
 type spoolStream struct {
@@ -55,9 +44,9 @@ type spoolStream struct {
 // opt.SHA256 is the expected sum; the caller verifies it over what it reads.
 func openSpool(ctx context.Context, source, spoolPath string, opt fetch.Options, logf func(string, ...any)) (*spoolStream, error) {
 	part, sidePath := spoolPath+fetch.PartSuffix, spoolPath+fetch.SidecarSuffix
-	want := spoolSide{URL: source, SHA256: strings.ToLower(opt.SHA256), Size: -1}
+	want := fetch.Sidecar{URL: source, SHA256: strings.ToLower(opt.SHA256), Size: -1}
 	var from int64
-	var side spoolSide
+	var side fetch.Sidecar
 	if b, err := os.ReadFile(sidePath); err == nil && json.Unmarshal(b, &side) == nil &&
 		side.URL == want.URL && side.SHA256 == want.SHA256 && side.Validator != "" {
 		if st, err := os.Stat(part); err == nil && st.Mode().IsRegular() && (side.Size < 0 || st.Size() <= side.Size) {
@@ -70,7 +59,7 @@ func openSpool(ctx context.Context, source, spoolPath string, opt fetch.Options,
 		side.Validator, side.Size = headValidator(ctx, source, opt)
 		if side.Validator == "" {
 			logf("dataset: %s: the server gives no ETag or Last-Modified: a restart of strata will fetch the archive from its start", source)
-		} else if err := writeSpoolSide(sidePath, side); err != nil {
+		} else if err := fetch.WriteSidecar(sidePath, side); err != nil {
 			return nil, err
 		}
 	}
@@ -88,7 +77,7 @@ func openSpool(ctx context.Context, source, spoolPath string, opt fetch.Options,
 		logf("dataset: %s: the %d bytes an earlier run left cannot be continued: fetching the archive from its start", source, from)
 		from = 0
 		side.Validator, side.Size = headValidator(ctx, source, opt)
-		if err := writeSpoolSide(sidePath, side); err != nil {
+		if err := fetch.WriteSidecar(sidePath, side); err != nil {
 			r.Close()
 			cancel()
 			return nil, err
@@ -132,20 +121,6 @@ func headValidator(ctx context.Context, source string, opt fetch.Options) (strin
 		return etag, resp.ContentLength
 	}
 	return resp.Header.Get("Last-Modified"), resp.ContentLength
-}
-
-func writeSpoolSide(p string, side spoolSide) error {
-	b, err := json.Marshal(side)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(p+".tmp", append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("archive spool: %w", err)
-	}
-	if err := os.Rename(p+".tmp", p); err != nil {
-		return fmt.Errorf("archive spool: %w", err)
-	}
-	return nil
 }
 
 // spoolTee reads the network and writes what it read to the spool.

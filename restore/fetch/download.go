@@ -30,8 +30,9 @@ const (
 	sidecarMin   = 1 << 20
 )
 
-// sidecar is what DEST.part.json records.
-type sidecar struct {
+// Sidecar is what DEST.part.json records: enough to ask for the rest of
+// the same object and nothing else. handoff's archive spool uses it too.
+type Sidecar struct {
 	URL string `json:"url"`
 	// Validator is the strong ETag, else the Last-Modified date, of the
 	// object the partial bytes came from.
@@ -85,7 +86,7 @@ func Download(ctx context.Context, raw, dest string, opt Options) (DownloadResul
 			return nil
 		}
 		wroteSide = true
-		return writeSidecar(side, sidecar{URL: full, Validator: r.validat, ETag: etag, Modified: modified, Size: r.total, SHA256: opt.SHA256})
+		return WriteSidecar(side, Sidecar{URL: full, Validator: r.validat, ETag: etag, Modified: modified, Size: r.total, SHA256: opt.SHA256})
 	}
 	r, err := Open(ctx, full, opt)
 	if err != nil {
@@ -146,29 +147,31 @@ func Download(ctx context.Context, raw, dest string, opt Options) (DownloadResul
 // SHA-256 state over those bytes, when the sidecar names the same URL and
 // expected sum and the object's validator; else 0. It also says whether
 // there is a sidecar.
-func resumable(part, side, url, want string) (int64, hash.Hash, sidecar, bool) {
-	var sc sidecar
+func resumable(part, side, url, want string) (int64, hash.Hash, Sidecar, bool) {
+	var sc Sidecar
 	b, err := os.ReadFile(side)
 	if err != nil {
-		return 0, nil, sidecar{}, !errors.Is(err, os.ErrNotExist)
+		return 0, nil, Sidecar{}, !errors.Is(err, os.ErrNotExist)
 	}
 	if json.Unmarshal(b, &sc) != nil || sc.URL != url || sc.SHA256 != want || sc.Validator == "" {
-		return 0, nil, sidecar{}, true
+		return 0, nil, Sidecar{}, true
 	}
 	f, err := os.Open(part)
 	if err != nil {
-		return 0, nil, sidecar{}, true
+		return 0, nil, Sidecar{}, true
 	}
 	defer f.Close()
 	h := sha256.New()
 	n, err := io.CopyBuffer(h, f, make([]byte, 256<<10))
 	if err != nil || n == 0 || (sc.Size >= 0 && n > sc.Size) {
-		return 0, nil, sidecar{}, true
+		return 0, nil, Sidecar{}, true
 	}
 	return n, h, sc, true
 }
 
-func writeSidecar(p string, sc sidecar) error {
+// WriteSidecar writes a sidecar atomically (a crash leaves the old one or
+// the new one, never half of one).
+func WriteSidecar(p string, sc Sidecar) error {
 	b, err := json.Marshal(sc)
 	if err != nil {
 		return err

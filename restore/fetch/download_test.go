@@ -92,7 +92,7 @@ func TestDownloadContinuesAfterRestart(t *testing.T) {
 	if st, err := os.Stat(dest + PartSuffix); err != nil || st.Size() != cut {
 		t.Fatalf("partial file: %v (size %v), want %d bytes", err, st, cut)
 	}
-	var sc sidecar
+	var sc Sidecar
 	if b, err := os.ReadFile(dest + SidecarSuffix); err != nil || json.Unmarshal(b, &sc) != nil || sc.Validator != `"v1"` || sc.URL != ts.URL+"/film.mkv" {
 		t.Fatalf("sidecar %+v (%v)", sc, err)
 	}
@@ -245,7 +245,7 @@ func TestDownloadFileURL(t *testing.T) {
 	os.WriteFile(src, data, 0o644)
 	dest := filepath.Join(t.TempDir(), "obj")
 	st, _ := os.Stat(src)
-	writeSidecar(dest+SidecarSuffix, sidecar{URL: "file://" + src, Validator: fmt.Sprintf("file:%d:%d", st.Size(), st.ModTime().UnixNano()), Size: st.Size(), SHA256: sum})
+	WriteSidecar(dest+SidecarSuffix, Sidecar{URL: "file://" + src, Validator: fmt.Sprintf("file:%d:%d", st.Size(), st.ModTime().UnixNano()), Size: st.Size(), SHA256: sum})
 	os.WriteFile(dest+PartSuffix, data[:40_000], 0o600)
 	res, err := Download(context.Background(), "file://"+src, dest, Options{SHA256: sum})
 	if got, _ := os.ReadFile(dest); err != nil || !bytes.Equal(got, data) || res.Reused != 40_000 || res.Transferred != 60_000 {
