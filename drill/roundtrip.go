@@ -72,7 +72,7 @@ func (d *drill) roundTrip(ctx context.Context, v *vm.VM, ph *Phase) error {
 	defer v.Kill()
 	ph.Log = v.LogPath()
 	fail := func(err error) error { ph.Tail = v.Tail(40); return err }
-	if _, err := v.Expect(vm.LivePrompt, 2*time.Minute); err != nil {
+	if err := v.WaitPrompt(vm.LivePrompt, 3*time.Minute); err != nil {
 		return fail(fmt.Errorf("no live shell after the restore: %w", err))
 	}
 	from := len(v.Console().Output())

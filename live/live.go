@@ -486,6 +486,26 @@ func termFor(tty string) string {
 	return "screen"
 }
 
+// drainConsole lets the console finish the report before the shell writes
+// to it (tcdrain): a CI run saw the shell's banner in the middle of it. The
+// wait is bounded: a UART whose transmit interrupt went missing under TCG
+// drains only when something else writes to it, which the shell will.
+func drainConsole(out io.Writer, limit time.Duration) {
+	f, ok := out.(*os.File)
+	if !ok {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = unix.IoctlSetInt(int(f.Fd()), unix.TCSBRK, 1)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(limit):
+	}
+}
+
 // finish ends the live run: a shell on the conversation console, or a
 // reboot or poweroff after a successful unattended run.
 func finish(done, console string, rescue []string, logf run.Logger, out io.Writer) {
@@ -505,11 +525,7 @@ func finish(done, console string, rescue []string, logf run.Logger, out io.Write
 	if len(rescue) > 0 {
 		others = " (rescue shells: " + strings.Join(rescue, ", ") + ")"
 	}
-	// Let the console finish the report before the shell writes to it
-	// (tcdrain): a CI run saw the shell's banner in the middle of it.
-	if f, ok := out.(*os.File); ok {
-		_ = unix.IoctlSetInt(int(f.Fd()), unix.TCSBRK, 1)
-	}
+	drainConsole(out, 3*time.Second)
 	banner := fmt.Sprintf("strata live shell on %s%s\r\n", console, others)
 	if err := shellLoop(console, banner, logf); err != nil {
 		fmt.Fprintf(out, "strata: no shell on %s: %v; leaving it to init\n", console, err)

@@ -91,7 +91,7 @@ func handoffScript(t *testing.T, script string, timeout time.Duration) map[strin
 		Name: t.Name(), Kernel: img.Kernel, Initrd: img.Initramfs, Append: "console=ttyS0 panic=-1 strata.rescue=none strata.wizard=off",
 		Disks: []vm.Disk{files}, Net: &vm.Net{}, MemoryMB: 2048, CPUs: 2, Timeout: timeout + 5*time.Minute, NoReboot: true,
 	})
-	if _, err := v.Expect(vm.LivePrompt, 3*time.Minute); err != nil {
+	if err := v.WaitPrompt(vm.LivePrompt, 3*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	before := len(v.Console().Output())

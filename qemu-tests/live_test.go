@@ -147,7 +147,7 @@ func TestLiveBoot(t *testing.T) {
 	if _, err := v.Expect("here is a shell", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.Expect(`strata-live:\S*# `, 60*time.Second); err != nil { // keys sent earlier are lost
+	if err := v.WaitPrompt(vm.LivePrompt, 3*time.Minute); err != nil { // keys sent earlier are lost
 		t.Fatal(err)
 	}
 	if err := v.Send("echo ash-$((2+3))\n"); err != nil {

@@ -113,7 +113,7 @@ func runScript(t *testing.T, dev, script, pass string, profiles []string, timeou
 	}
 	// Type only once the shell prompts: keys sent while it starts are lost
 	// or split around its banner.
-	if _, err := v.Expect(vm.LivePrompt, 60*time.Second); err != nil {
+	if err := v.WaitPrompt(vm.LivePrompt, 3*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	before := len(v.Console().Output())

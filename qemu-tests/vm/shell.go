@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -10,6 +11,33 @@ import (
 // LivePrompt matches the strata live image's root shell prompt
 // (PS1='strata-live:$PWD# ').
 const LivePrompt = `strata-live:\S*# `
+
+// ErrTimeout is wrapped by Expect's error when the pattern did not appear
+// in time while the console was still open.
+var ErrTimeout = errors.New("timed out")
+
+// WaitPrompt waits up to timeout for the shell prompt re (such as
+// LivePrompt). Every 20 s without it, it presses Enter: a CI run once saw
+// the live image's console fall silent for over a minute between "here is a
+// shell" and the prompt under TCG, and an empty line makes a running shell
+// prompt again (or is discarded harmlessly while it starts).
+func (v *VM) WaitPrompt(re string, timeout time.Duration) error {
+	return v.con.waitPrompt(re, timeout, 20*time.Second)
+}
+
+// waitPrompt: see VM.WaitPrompt; Enter is pressed every nudge.
+func (c *Console) waitPrompt(re string, timeout, nudge time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		_, err := c.Expect(re, max(0, min(nudge, time.Until(deadline))))
+		if err == nil || !errors.Is(err, ErrTimeout) || time.Until(deadline) <= 0 {
+			return err
+		}
+		if err := c.Send("\r"); err != nil {
+			return fmt.Errorf("vm: waiting for %q: %w", re, err)
+		}
+	}
+}
 
 // TypeLine types line on ttyS0 eight characters at a time, waits up to
 // timeout for the guest's line editor to echo each piece before sending the

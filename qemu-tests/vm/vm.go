@@ -502,7 +502,7 @@ func (c *Console) Expect(re string, timeout time.Duration) ([]string, error) {
 		select {
 		case <-changed:
 		case <-deadline.C:
-			return nil, fmt.Errorf("vm: %s: %q did not appear within %s; last lines:\n%s", c.name, re, timeout, c.Tail(30))
+			return nil, fmt.Errorf("vm: %s: %q did not appear within %s: %w; last lines:\n%s", c.name, re, timeout, ErrTimeout, c.Tail(30))
 		}
 	}
 }

@@ -2,6 +2,7 @@ package vm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -383,5 +384,39 @@ func TestTypeLine(t *testing.T) {
 	defer stop()
 	if err := c.TypeLine("echo hi", 200*time.Millisecond); err == nil || !strings.Contains(err.Error(), `no echo of "echo hi"`) {
 		t.Errorf("a silent guest: %v", err)
+	}
+}
+
+// WaitPrompt presses Enter while the prompt does not come, and gives up with
+// ErrTimeout when it never does.
+func TestWaitPrompt(t *testing.T) {
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	c := newConsole("t", inW, make(chan struct{}), func() string { return "" })
+	go c.pump(outR, io.Discard)
+	enters := 0
+	go func() {
+		b := make([]byte, 16)
+		for {
+			n, err := inR.Read(b)
+			if err != nil {
+				return
+			}
+			for _, ch := range b[:n] {
+				if ch == '\r' {
+					if enters++; enters == 2 { // the shell answers the second Enter
+						outW.Write([]byte("\r\nstrata-live:/root# "))
+					}
+				}
+			}
+		}
+	}()
+	defer func() { inW.Close(); outW.Close() }()
+	if err := c.waitPrompt(LivePrompt, 5*time.Second, 50*time.Millisecond); err != nil {
+		t.Fatalf("the prompt after two Enters was not seen: %v", err)
+	}
+	err := c.waitPrompt(LivePrompt, 200*time.Millisecond, 50*time.Millisecond)
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("no second prompt: got %v, want ErrTimeout", err)
 	}
 }

@@ -43,7 +43,7 @@ func Run(t testing.TB, v *vm.VM, line string, timeout time.Duration) {
 	if _, err := v.Expect(`here is a shell`, 5*time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.Expect(vm.LivePrompt, time.Minute); err != nil { // keys sent earlier are lost
+	if err := v.WaitPrompt(vm.LivePrompt, 3*time.Minute); err != nil { // keys sent earlier are lost
 		t.Fatal(err)
 	}
 	if err := v.TypeLine(line, 30*time.Second); err != nil {
