@@ -118,7 +118,7 @@ func (f *planFlags) build(ctx context.Context, e *env, path string, r run.Runner
 		return nil, nil, fmt.Errorf("probe disks: %w", err)
 	}
 	pl, err := plan.Build(p, disks, plan.Options{Disks: f.disks, Keep: f.keep, TargetRoot: f.target, WorkDir: f.work,
-		Teardown: f.teardown || forClose, Udev: udevRunning(), Fresh: f.fresh, Open: f.open, ReadOnly: f.readOnly})
+		Teardown: f.teardown || forClose, Udev: udevRunning(), Fresh: f.fresh, Open: f.open, ReadOnly: f.readOnly, Has: plan.OnPath})
 	var te *target.Error
 	var pe *plan.Error
 	if errors.As(err, &te) || errors.As(err, &pe) {

@@ -218,7 +218,7 @@ func (d wizDisks) Probe(ctx context.Context) ([]probe.Disk, error) {
 type wizPlanner struct{}
 
 func (wizPlanner) Plan(p *profile.Profile, disks []probe.Disk, mapping map[string]string) (*plan.Plan, error) {
-	o := plan.Options{Disks: mapping}
+	o := plan.Options{Disks: mapping, Has: plan.OnPath}
 	if _, err := os.Stat("/run/udev/control"); err == nil {
 		o.Udev = true
 	}

@@ -87,9 +87,13 @@ func unattended(ctx context.Context, s *live.Session) error {
 	if o.Plan.Disks == nil {
 		o.Plan.Disks = map[string]string{}
 	}
+	o.Plan.Has = plan.OnPath
 	pl, err := plan.Build(p, disks, o.Plan)
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
+	}
+	for _, w := range pl.Warnings {
+		fmt.Fprintf(s.Out, "restore: warning: %s\n", w)
 	}
 	return flow.Run(ctx, pl, o)
 }

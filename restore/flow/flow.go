@@ -65,6 +65,9 @@ func Restore(ctx context.Context, o Options) error {
 	if _, err := os.Stat("/run/udev/control"); err == nil {
 		o.Plan.Udev = true
 	}
+	if o.Plan.Has == nil {
+		o.Plan.Has = plan.OnPath
+	}
 	pl, err := plan.Build(o.Profile, disks, o.Plan)
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)

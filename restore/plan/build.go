@@ -32,6 +32,10 @@ type Options struct {
 	Open bool
 	// ReadOnly mounts every filesystem read-only (with Open).
 	ReadOnly bool
+	// Has reports whether the restoring system has a program (exec.LookPath
+	// in the front ends); the plan warns about the hand-off's missing ones.
+	// Nil skips the check.
+	Has func(program string) bool
 }
 
 // Error is a plan that cannot be made; every problem is listed.
@@ -178,6 +182,9 @@ func Build(p *profile.Profile, disks []probe.Disk, o Options) (*Plan, error) {
 		b.plan.Devices = append(b.plan.Devices, *d)
 	}
 	b.buildSteps()
+	if !o.Open {
+		b.plan.Warnings = append(b.plan.Warnings, toolWarnings(p, o.Has)...)
+	}
 	if o.Open {
 		for _, st := range b.plan.Steps {
 			switch st.Kind {
