@@ -60,6 +60,7 @@ type stallServer struct {
 	stallAt int64
 	stall   atomic.Bool
 	served  atomic.Int64
+	others  atomic.Int64 // requests for path other than GET (such as HEAD): none wanted
 }
 
 func newStallServer(t *testing.T, dir, path string, stallAt int64) *stallServer {
@@ -70,6 +71,9 @@ func newStallServer(t *testing.T, dir, path string, stallAt int64) *stallServer 
 		if r.URL.Path != s.path {
 			files.ServeHTTP(w, r)
 			return
+		}
+		if r.Method != http.MethodGet {
+			s.others.Add(1)
 		}
 		files.ServeHTTP(&countWriter{ResponseWriter: w, s: s, stall: s.stall.Load(), ctx: r.Context()}, r)
 	}))
@@ -200,6 +204,9 @@ func TestArchiveResumeAfterKill(t *testing.T) {
 				if strings.Contains(log, continued) {
 					t.Errorf("continued a changed archive:\n%s", log)
 				}
+			}
+			if n := srv.others.Load(); n > 0 {
+				t.Errorf("%d requests other than GET for the archive: the spool's record comes from the GET's response", n)
 			}
 			if change == "date" && !strings.Contains(log, "starting over") {
 				t.Errorf("the log does not say the changed archive started over:\n%s", log)

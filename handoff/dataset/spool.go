@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -55,13 +54,25 @@ func openSpool(ctx context.Context, source, spoolPath string, opt fetch.Options,
 	}
 	if from == 0 {
 		os.Remove(sidePath)
-		side = want
-		side.Validator, side.Size = headValidator(ctx, source, opt)
-		if side.Validator == "" {
-			logf("dataset: %s: the server gives no ETag or Last-Modified: a restart of strata will fetch the archive from its start", source)
-		} else if err := fetch.WriteSidecar(sidePath, side); err != nil {
-			return nil, err
+	}
+	// What is about to be spooled is recorded before its first byte, from
+	// the response itself (no HEAD request first). A restart empties the
+	// spool before the new record, so a kill between the two never pairs
+	// old bytes with a new validator.
+	opt.OnStart = func(validator string, size int64) error {
+		if from > 0 {
+			if err := os.Truncate(part, 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("archive spool: %w", err)
+			}
 		}
+		if validator == "" {
+			os.Remove(sidePath)
+			logf("dataset: %s: the server gives no ETag or Last-Modified: a restart of strata will fetch the archive from its start", source)
+			return nil
+		}
+		side := want
+		side.Validator, side.Size = validator, size
+		return fetch.WriteSidecar(sidePath, side)
 	}
 	opt.SHA256, opt.From, opt.Validator = "", from, side.Validator
 	ctx, cancel := context.WithCancel(ctx)
@@ -76,12 +87,6 @@ func openSpool(ctx context.Context, source, spoolPath string, opt fetch.Options,
 	if r.Restarted() {
 		logf("dataset: %s: the %d bytes an earlier run left cannot be continued: fetching the archive from its start", source, from)
 		from = 0
-		side.Validator, side.Size = headValidator(ctx, source, opt)
-		if err := fetch.WriteSidecar(sidePath, side); err != nil {
-			r.Close()
-			cancel()
-			return nil, err
-		}
 	}
 	flags := os.O_RDWR | os.O_CREATE
 	if from == 0 {
@@ -97,30 +102,6 @@ func openSpool(ctx context.Context, source, spoolPath string, opt fetch.Options,
 	// The spooled bytes, then the network's, each written after them.
 	s.Reader = io.MultiReader(io.NewSectionReader(f, 0, from), &spoolTee{s: s, at: from})
 	return s, nil
-}
-
-// headValidator asks for the object's validator (strong ETag, else
-// Last-Modified) and size; "" when the server gives none.
-func headValidator(ctx context.Context, source string, opt fetch.Options) (string, int64) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, source, nil)
-	if err != nil {
-		return "", -1
-	}
-	for k, vs := range opt.Header {
-		req.Header[k] = vs
-	}
-	resp, err := opt.Client.Do(req)
-	if err != nil {
-		return "", -1
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", -1
-	}
-	if etag := resp.Header.Get("ETag"); etag != "" && !strings.HasPrefix(etag, "W/") {
-		return etag, resp.ContentLength
-	}
-	return resp.Header.Get("Last-Modified"), resp.ContentLength
 }
 
 // spoolTee reads the network and writes what it read to the spool.

@@ -51,6 +51,13 @@ type Options struct {
 	// Buffer, when set, is Download's copy buffer (reused across calls).
 	Buffer []byte
 
+	// OnStart, when set, is called before the first byte of the object is
+	// read from its start (the first response, or a restart of a continued
+	// transfer) with its validator (strong ETag, else Last-Modified; "" when
+	// the server gives neither) and size (-1 when unknown), so a caller can
+	// record what it is about to keep without asking the server first.
+	OnStart func(validator string, size int64) error
+
 	prefix     hash.Hash // SHA-256 of the first From bytes
 	onResponse func(r *Reader, etag, modified string) error
 }
@@ -155,11 +162,9 @@ func Open(ctx context.Context, raw string, opt Options) (*Reader, error) {
 				f.Close()
 				return nil, fmt.Errorf("fetch %s: %w", full, err)
 			}
-		} else if opt.onResponse != nil {
-			if err := opt.onResponse(r, "", ""); err != nil {
-				f.Close()
-				return nil, err
-			}
+		} else if err := r.started("", ""); err != nil {
+			f.Close()
+			return nil, err
 		}
 		r.body = f
 	case "http", "https":
@@ -177,6 +182,19 @@ func (r *Reader) Size() int64 { return r.total }
 
 // URL is the absolute URL being read.
 func (r *Reader) URL() string { return r.url }
+
+// started tells the hooks that the object is read from its start.
+func (r *Reader) started(etag, modified string) error {
+	if r.opt.onResponse != nil {
+		if err := r.opt.onResponse(r, etag, modified); err != nil {
+			return err
+		}
+	}
+	if r.opt.OnStart != nil {
+		return r.opt.OnStart(r.validat, r.total)
+	}
+	return nil
+}
 
 // request opens the body from r.done on.
 func (r *Reader) request() error {
@@ -222,11 +240,9 @@ func (r *Reader) request() error {
 		} else {
 			r.validat = modified
 		}
-		if r.opt.onResponse != nil {
-			if err := r.opt.onResponse(r, etag, modified); err != nil {
-				resp.Body.Close()
-				return err
-			}
+		if err := r.started(etag, modified); err != nil {
+			resp.Body.Close()
+			return err
 		}
 	case r.done > 0 && resp.StatusCode == http.StatusPartialContent:
 		var start, end, total int64 = -1, -1, -1
