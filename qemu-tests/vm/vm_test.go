@@ -294,7 +294,7 @@ func TestConsoleAnswersDSR(t *testing.T) {
 // QEMU running: a child process starts a VM and exits abruptly.
 func TestQEMUDiesWithParent(t *testing.T) {
 	if os.Getenv("STRATA_VM_ORPHAN_CHILD") == "1" {
-		v, err := Start(context.Background(), Config{Kernel: os.Getenv("STRATA_VM_KERNEL"), MemoryMB: 256, Timeout: time.Minute, LogDir: t.TempDir()})
+		v, err := Start(context.Background(), Config{Kernel: os.Getenv("STRATA_VM_KERNEL"), MemoryMB: 256, Timeout: time.Minute, LogDir: os.Getenv("STRATA_VM_LOGDIR")})
 		if err != nil {
 			fmt.Println("error", err)
 			os.Exit(1)
@@ -307,7 +307,8 @@ func TestQEMUDiesWithParent(t *testing.T) {
 		t.Skipf("skipping: %s not installed", QEMUBinary)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestQEMUDiesWithParent$")
-	cmd.Env = append(os.Environ(), "STRATA_VM_ORPHAN_CHILD=1", "STRATA_VM_KERNEL="+kernel)
+	// The child exits without cleanup: its logs go to the parent's TempDir.
+	cmd.Env = append(os.Environ(), "STRATA_VM_ORPHAN_CHILD=1", "STRATA_VM_KERNEL="+kernel, "STRATA_VM_LOGDIR="+t.TempDir())
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("child: %v: %s", err, out)
