@@ -2,6 +2,7 @@ package drill
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -44,10 +45,19 @@ func (d *drill) mapURL(u string) string {
 	return to + strings.TrimPrefix(u, best)
 }
 
-// hostURL is u as the host reaches it: the guest's 10.0.2.2 is the host's loopback.
+// hostURL is u as the host reaches it: the guest's 10.0.2.2 is the host's
+// loopback (the drill's own file server, or another server of the host's).
 func (d *drill) hostURL(u string) string {
 	if strings.HasPrefix(u, d.url) {
 		return d.hostBase + strings.TrimPrefix(u, d.url)
+	}
+	if pu, err := url.Parse(u); err == nil && pu.Hostname() == "10.0.2.2" {
+		port := pu.Port()
+		pu.Host = "127.0.0.1"
+		if port != "" {
+			pu.Host += ":" + port
+		}
+		return pu.String()
 	}
 	return u
 }
@@ -86,7 +96,7 @@ func handoffCommands(p *profile.Profile) string {
 		// HEAD is a commit (detached) or a ref: loose, or in packed-refs.
 		fmt.Fprintf(&b, `echo REPO %s; h=$(cat %s/HEAD 2>/dev/null); case "$h" in "ref: "*) r=${h#ref: }; cat %s/$r 2>/dev/null || grep " $r\$" %s/packed-refs | cut -d" " -f1;; *) echo "$h";; esac; `,
 			q(r.Name), g, g, g)
-		fmt.Fprintf(&b, `echo MARKER; cat %s; echo; `, q("/var/lib/strata/repos/"+url.PathEscape(r.Name)))
+		fmt.Fprintf(&b, `stat -c "TOP %%U %%G %%a" %s; echo MARKER; cat %s; echo; `, q(r.Path), q("/var/lib/strata/repos/"+url.PathEscape(r.Name)))
 	}
 	for _, ds := range p.Datasets {
 		fmt.Fprintf(&b, `echo DATASET %s; stat -c "TOP %%U %%G %%a" %s; (cd %s && find . -type f ! -path "./.strata*" -exec sha256sum {} +); `,
@@ -121,7 +131,7 @@ func parseHandoff(console string) (map[string]*handoffInventory, error) {
 			out[strings.ToLower(kind)+" "+name] = cur
 			inMarker = false
 		case cur == nil:
-		case line == "MARKER":
+		case line == "MARKER" && !inMarker:
 			inMarker = true
 		case inMarker:
 			cur.Marker += line
@@ -151,10 +161,15 @@ func (d *drill) checkHandoff(ctx context.Context, inv map[string]*handoffInvento
 			add(name, false, "not in the inventory")
 			continue
 		}
-		if r.Type != "git" {
-			// svn keeps its revision in an sqlite database: the done marker says it.
-			ok := strings.Contains(got.Marker, `"revision"`)
-			add(name, ok, "marker %s", orNone(got.Marker))
+		if len(got.Top) == 3 {
+			if msg := ownerMismatch(r.Path, r.Owner, r.Group, r.Mode, got.Top); msg != "" {
+				add(name, false, "%s", msg)
+				continue
+			}
+		}
+		if r.Type == "svn" {
+			ok, detail := d.checkSVN(ctx, r, got.Marker)
+			add(name, ok, "%s", detail)
 			continue
 		}
 		want, err := d.expectedCommit(ctx, r)
@@ -176,7 +191,7 @@ func (d *drill) checkHandoff(ctx context.Context, inv map[string]*handoffInvento
 			add(name, false, "%s is missing", ds.Path)
 			continue
 		}
-		if msg := ownerMismatch(ds, got.Top); msg != "" {
+		if msg := ownerMismatch(ds.Path, ds.Owner, ds.Group, ds.Mode, got.Top); msg != "" {
 			add(name, false, "%s", msg)
 			continue
 		}
@@ -216,17 +231,45 @@ func (d *drill) checkHandoff(ctx context.Context, inv map[string]*handoffInvento
 	return out
 }
 
-func ownerMismatch(ds profile.Dataset, top []string) string {
-	if ds.Owner != "" && top[0] != ds.Owner {
-		return fmt.Sprintf("%s belongs to %s, the profile says %s", ds.Path, top[0], ds.Owner)
+func ownerMismatch(path, owner, group, mode string, top []string) string {
+	if owner != "" && top[0] != owner {
+		return fmt.Sprintf("%s belongs to %s, the profile says %s", path, top[0], owner)
 	}
-	if ds.Group != "" && top[1] != ds.Group {
-		return fmt.Sprintf("%s has group %s, the profile says %s", ds.Path, top[1], ds.Group)
+	if group != "" && top[1] != group {
+		return fmt.Sprintf("%s has group %s, the profile says %s", path, top[1], group)
 	}
-	if ds.Mode != "" && strings.TrimLeft(ds.Mode, "0") != strings.TrimLeft(top[2], "0") {
-		return fmt.Sprintf("%s has mode %s, the profile says %s", ds.Path, top[2], ds.Mode)
+	if mode != "" && strings.TrimLeft(mode, "0") != strings.TrimLeft(top[2], "0") {
+		return fmt.Sprintf("%s has mode %s, the profile says %s", path, top[2], mode)
 	}
 	return ""
+}
+
+// checkSVN compares the revision an svn checkout's done marker records
+// (svn keeps its own in an sqlite database, which the restored system may
+// have no tool to read) with the profile's, or else with the one the server
+// has now.
+func (d *drill) checkSVN(ctx context.Context, r profile.Repo, marker string) (bool, string) {
+	var m struct {
+		Revision string `json:"revision"`
+	}
+	if err := json.Unmarshal([]byte(marker), &m); err != nil || m.Revision == "" {
+		return false, fmt.Sprintf("no done marker with a revision for %s: %s", r.Path, orNone(marker))
+	}
+	want := r.Revision
+	if want == "" {
+		u := d.hostURL(r.URL)
+		d.opt.Log("drill: run svn info --show-item revision -- %s", u)
+		cmd := exec.CommandContext(ctx, "svn", "info", "--non-interactive", "--show-item", "revision", "--", u)
+		b, err := cmd.Output()
+		if err != nil {
+			return false, fmt.Sprintf("cannot tell the expected revision: svn info %s: %v", u, err)
+		}
+		want = strings.TrimSpace(string(b))
+	}
+	if m.Revision != want {
+		return false, fmt.Sprintf("%s is at revision %s, want %s", r.Path, m.Revision, want)
+	}
+	return true, fmt.Sprintf("%s at revision %s", r.Path, m.Revision)
 }
 
 // expectedCommit asks the repo's server (as the host reaches it) which

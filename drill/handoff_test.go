@@ -32,6 +32,21 @@ func TestMapURL(t *testing.T) {
 	}
 }
 
+// The host reaches the guest's 10.0.2.2 on its loopback, port and all.
+func TestHostURL(t *testing.T) {
+	d := &drill{url: "http://10.0.2.2:4242/", hostBase: "http://127.0.0.1:4242/"}
+	for in, want := range map[string]string{
+		"http://10.0.2.2:4242/git/etc.git": "http://127.0.0.1:4242/git/etc.git",
+		"svn://10.0.2.2:3690/www/trunk":    "svn://127.0.0.1:3690/www/trunk",
+		"svn://10.0.2.2/www":               "svn://127.0.0.1/www",
+		"svn://files.example.org/www":      "svn://files.example.org/www",
+	} {
+		if got := d.hostURL(in); got != want {
+			t.Errorf("hostURL(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
+
 func sh(t *testing.T, dir string, argv ...string) string {
 	t.Helper()
 	cmd := exec.Command(argv[0], argv[1:]...)
@@ -175,5 +190,59 @@ func TestParseRecordedHandoff(t *testing.T) {
 	}
 	if strings.Join(inbox.Top, " ") != "me me 750" || len(inbox.Files) != 0 {
 		t.Errorf("dataset inbox: %+v", inbox)
+	}
+}
+
+// An svn checkout passes at the server's youngest revision (or the pinned
+// one) as its done marker records it, and fails behind it or without one.
+func TestSVNCheck(t *testing.T) {
+	for _, prog := range []string{"svn", "svnadmin"} {
+		if _, err := exec.LookPath(prog); err != nil {
+			t.Skipf("skipping: %s is not installed (make deps installs subversion)", prog)
+		}
+	}
+	work := t.TempDir()
+	repo := filepath.Join(work, "repo")
+	sh(t, work, "svnadmin", "create", repo)
+	url := "file://" + repo
+	src := filepath.Join(work, "src")
+	write(t, filepath.Join(src, "trunk", "index.html"), "one\n")
+	sh(t, work, "svn", "import", "-q", "-m", "one", src, url)
+	sh(t, work, "svn", "mkdir", "-q", "-m", "two", url+"/trunk/img")
+	d := &drill{url: "http://10.0.2.2:1/", opt: Options{Log: t.Logf}}
+	r := profile.Repo{Name: "www", Type: "svn", URL: url + "/trunk", Path: "/srv/www"}
+	for _, c := range []struct {
+		pinned, marker string
+		pass           bool
+		detail         string
+	}{
+		{"", `{"kind":"repo","revision":"2"}`, true, "/srv/www at revision 2"},
+		{"", `{"kind":"repo","revision":"1"}`, false, "is at revision 1, want 2"},
+		{"1", `{"kind":"repo","revision":"1"}`, true, "at revision 1"},
+		{"", ``, false, "no done marker"},
+	} {
+		r.Revision = c.pinned
+		ok, detail := d.checkSVN(context.Background(), r, c.marker)
+		if ok != c.pass || !strings.Contains(detail, c.detail) {
+			t.Errorf("pinned %q, marker %s: %v %q, want %v %q", c.pinned, c.marker, ok, detail, c.pass, c.detail)
+		}
+	}
+}
+
+// A repo's top directory is checked against the profile's owner, group and
+// mode like a dataset's.
+func TestOwnerMismatch(t *testing.T) {
+	top := []string{"www-data", "www-data", "755"}
+	for _, c := range []struct{ owner, group, mode, want string }{
+		{"www-data", "www-data", "0755", ""},
+		{"", "", "", ""},
+		{"root", "", "", "belongs to www-data, the profile says root"},
+		{"", "adm", "", "has group www-data"},
+		{"", "", "0750", "has mode 755, the profile says 0750"},
+	} {
+		got := ownerMismatch("/srv/www", c.owner, c.group, c.mode, top)
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("%+v: %q", c, got)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,8 +51,8 @@ var drillCases = []drillCase{
 		"GPT, ESP, LUKS2, LVM linear, ext4, xfs, vfat, swap on LVM, UEFI, grub-efi, hand-off (git /etc, dataset selection, buffer), 50% larger disk"},
 	{"laptop-smaller", "../examples/laptop-uefi.yaml", map[string]int64{"main": laptopSmaller}, laptopFiles,
 		"the laptop on a disk 30% smaller (CI: through the wizard, TestWizard)"},
-	{"mirror-bios", "testdata/drill/mirror-bios.yaml", nil, nil,
-		"msdos on two disks, md RAID1 (metadata 1.0 and 1.2), LUKS1 on md, LVM thin pool and thin volume, xfs root, btrfs subvolumes, BIOS, grub-bios on both disks"},
+	{"mirror-bios", "testdata/drill/mirror-bios.yaml", nil, mirrorFiles,
+		"msdos on two disks, md RAID1 (metadata 1.0 and 1.2), LUKS1 on md, LVM thin pool and thin volume, xfs root, btrfs subvolumes, BIOS, grub-bios on both disks, hand-off of an svn repo by the restored system's svn"},
 	{"bios-msdos", "../examples/bios-msdos.yaml", nil, nil, "msdos, logical partition, ext4, swap partition, BIOS, grub-bios (make drill)"},
 	{"server-raid1", "../examples/server-raid1.yaml", nil, nil, "GPT with BIOS boot partitions, md RAID1, LVM on md, xfs, grub-bios on both disks"},
 	{"btrfs", "../examples/btrfs-subvolumes.yaml", nil, nil, "btrfs subvolumes, swap partition, systemd-boot, UEFI"},
@@ -103,6 +104,59 @@ func laptopFiles(t *testing.T, base string) (string, map[string]string) {
 		t.Fatal(err)
 	}
 	return dir, map[string]string{"https://files.example.org/": "/"}
+}
+
+// mirrorFiles serves the mirror fixture's svn repository (trunk with two
+// revisions) from svnserve on the host's loopback, which the guest reaches
+// as 10.0.2.2.
+func mirrorFiles(t *testing.T, _ string) (string, map[string]string) {
+	t.Helper()
+	for _, prog := range []string{"svn", "svnadmin", "svnserve"} {
+		if _, err := exec.LookPath(prog); err != nil {
+			t.Skipf("skipping: %s is not installed (make deps installs subversion)", prog)
+		}
+	}
+	root := t.TempDir()
+	repo := filepath.Join(root, "www")
+	run := func(name string, args ...string) {
+		t.Helper()
+		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+	}
+	run("svnadmin", "create", repo)
+	src := filepath.Join(t.TempDir(), "www")
+	if err := os.MkdirAll(filepath.Join(src, "trunk"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "trunk", "index.html"), []byte("<p>restored by strata</p>\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run("svn", "import", "-q", "-m", "site", src, "file://"+repo)
+	run("svn", "mkdir", "-q", "-m", "images", "file://"+repo+"/trunk/img")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command("svnserve", "--daemon", "--foreground", "--listen-host=127.0.0.1", fmt.Sprintf("--listen-port=%d", port), "--root="+root)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i == 100 {
+			t.Fatalf("svnserve did not listen on %d: %v", port, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return "", map[string]string{"svn://files.example.org/": fmt.Sprintf("svn://10.0.2.2:%d/", port)}
 }
 
 func git(t *testing.T, dir string, args ...string) {
