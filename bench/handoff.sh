@@ -159,7 +159,7 @@ P_4r=$(profile sets-rsync "${sets_r[@]}")
 # Cases: label, then the command (bash). Rounds run every case once, so
 # noise from other load falls on all of them alike; the best round counts.
 labels=() cmds=()
-declare -A base_of
+declare -A base_of also_of # also_of: a second baseline, shown under the first
 case_() { labels+=("$1"); cmds+=("$2"); }
 # scase LABEL BASELINE ARGS: a strata case, compared with the BASELINE case
 # in the table, and the same with the BEFORE strata when there is one.
@@ -172,17 +172,23 @@ case_ "large: curl | tar -x"          "curltar large.tar d/large"
 [ "$ondisk" = no ] || case_ "large: curl | tar -x; sync" "curltar large.tar d/large && sync -f \"\$dest\""
 case_ "large: rsync"                  "rsync -rlpt \"\$R/large/\" \"\$dest/\""
 [ "$ondisk" = no ] || case_ "large: rsync; sync" "rsync -rlpt \"\$R/large/\" \"\$dest/\" && sync -f \"\$dest\""
+# The same guarantee as strata's (every byte against the manifest) with the
+# plain tools: rsync, then sha256sum -c.
+case_ "large: rsync; sha256sum -c"    "rsync -rlpt \"\$R/large/\" \"\$dest/\" && (cd \"\$dest\" && sha256sum --quiet -c SHA256SUMS)"
 scase "large: strata archive"  "large: curl | tar -x" "$P_la"
 scase "large: strata manifest" "large: curl | tar -x" "$P_lm"
 scase "large: strata rsync"    "large: rsync"         "$P_lr"
+also_of["large: strata rsync"]="large: rsync; sha256sum -c"
 case_ "small: curl | zstd -d | tar -x" "curltarz small.tar.zst d/small"
 [ "$ondisk" = no ] || case_ "small: curl | zstd | tar; sync" "curltarz small.tar.zst d/small && sync -f \"\$dest\""
 case_ "small: curl each file (-Z 4)"  "curl -fsS --no-progress-meter --create-dirs --parallel --parallel-max 4 -K $work/small-urls.cfg"
 case_ "small: rsync"                  "rsync -rlpt \"\$R/small/\" \"\$dest/\""
 [ "$ondisk" = no ] || case_ "small: rsync; sync" "rsync -rlpt \"\$R/small/\" \"\$dest/\" && sync -f \"\$dest\""
+case_ "small: rsync; sha256sum -c"    "rsync -rlpt \"\$R/small/\" \"\$dest/\" && (cd \"\$dest\" && sha256sum --quiet -c SHA256SUMS)"
 scase "small: strata archive"  "small: curl | zstd -d | tar -x" "$P_sa"
 scase "small: strata manifest" "small: curl each file (-Z 4)"   "$P_sm"
 scase "small: strata rsync"    "small: rsync"                   "$P_sr"
+also_of["small: strata rsync"]="small: rsync; sha256sum -c"
 case_ "4 sets: curl | tar serial"     "four_curl"
 case_ "4 sets: curl | tar parallel"   "four_curl_par"
 case_ "4 sets: rsync serial"          "four_rsync"
@@ -241,6 +247,13 @@ for l in "${labels[@]}"; do
       'BEGIN { printf "%.2fx (%.2fx) %s", (b > 0 ? a / b : 0), (d > 0 ? c / d : 0), n }')
   fi
   printf '| %-42s | %6s s | %6s s | %5s MiB/s | %7s s | %-38s |\n' "$l" "$b" "$m" "$(awk -v n="$n" -v t="$b" 'BEGIN { printf "%.0f", (t > 0 ? n / t : 0) }')" "${cpubest[$l]}" "$vs"
+  if [ -n "${also_of[$l]:-}" ]; then
+    al=${also_of[$l]}
+    read -r ab _ <<<"$(stat_ "${all[$al]}")"
+    vs=$(awk -v a="$b" -v b="$ab" -v c="${cpubest[$l]}" -v d="${cpubest[$al]}" -v n="${al#*: }" \
+      'BEGIN { printf "%.2fx (%.2fx) %s", (b > 0 ? a / b : 0), (d > 0 ? c / d : 0), n }')
+    printf '| %-42s | %8s | %8s | %11s | %9s | %-38s |\n' "" "" "" "" "" "$vs"
+  fi
 done
 echo
 echo "throughput is of the best time; CPU is the client side's user+sys (the servers' is not counted), lowest of the rounds."
