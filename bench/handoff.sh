@@ -9,6 +9,12 @@
 #   BENCH_DIR=/var/tmp/hb bench/handoff.sh                       # work there (default: a mktemp dir)
 #   DEST=/var/tmp/hb/dest bench/handoff.sh                         # write to disk (default: tmpfs)
 #   BEFORE=8f69118 bench/handoff.sh   # also strata as of that commit, in the same rounds
+#   RATE=1gbit bench/handoff.sh       # shape loopback like a network link (tc tbf on lo; root)
+#
+# On loopback the servers share this machine's cores with the client, so
+# strata's SHA-256 of every byte competes with the transfer itself; RATE
+# shapes all loopback traffic (for the whole run) to a link's speed, where
+# the client's cores are no longer what limits a transfer.
 #
 # The destinations are on tmpfs (/dev/shm) by default, so the numbers
 # compare the tools rather than this VM's disk, whose small-file creates
@@ -36,6 +42,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+if [ -n "${RATE:-}" ]; then
+  tc qdisc replace dev lo root tbf rate "$RATE" burst 512kb latency 50ms
+  trap 'tc qdisc del dev lo root 2>/dev/null; cleanup' EXIT
+fi
 for t in go curl tar zstd rsync sha256sum; do
   command -v "$t" >/dev/null || { echo "bench: $t is missing (make deps)" >&2; exit 1; }
 done
@@ -123,7 +133,7 @@ if [ -z "${DEST:-}" ] && [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ]; th
   DEST=/dev/shm/strata-bench-dest.$$
 fi
 dest=${DEST:-$work/dest}
-trap 'cleanup; rm -rf "$dest"' EXIT
+trap 'cleanup; rm -rf "$dest"; [ -z "${RATE:-}" ] || tc qdisc del dev lo root 2>/dev/null' EXIT
 now() { date +%s.%N; }
 handoff() { "$bin" handoff --quiet --root "$dest" --server "$H/" "$@"; }
 handoff_before() { "$bin_before" handoff --quiet --root "$dest" --server "$H/" "$@"; }
@@ -227,7 +237,7 @@ stat_() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{ v[NR] = $1 } END { pri
 # ---- table ---------------------------------------------------------------
 ssz=$(du -sm --apparent-size "$src/small" | cut -f1)
 echo
-echo "hand-off on loopback: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), destination on $(stat -f -c %T "$(dirname "$dest")"), best of $RUNS"
+echo "hand-off on loopback${RATE:+ shaped to $RATE}: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), destination on $(stat -f -c %T "$(dirname "$dest")"), best of $RUNS"
 echo "large: one ${LARGE_MIB} MiB file; small: ${SMALL_FILES} files, ${ssz} MiB; 4 sets: 4 datasets of ${SET_MIB} MiB"
 echo
 printf '| %-42s | %8s | %8s | %11s | %9s | %-38s |\n' "run" "best" "median" "throughput" "CPU" "time (CPU) vs the plain tool"
