@@ -279,10 +279,13 @@ func MinimumFit(reqs []Request, align int64) (int64, error) {
 		if !errors.As(err, &fe) {
 			return 0, err // not a matter of space (e.g. two rest entries)
 		}
-		lo, hi = hi, hi*2
-		if hi > 1<<62 {
+		// Checked before doubling: 1<<62 doubled overflows int64, and a
+		// negative hi looped for ever (found by the fuzzer: an 8e18-byte
+		// partition).
+		if hi >= 1<<62 {
 			return 0, fmt.Errorf("layout cannot fit any disk")
 		}
+		lo, hi = hi, hi*2
 	}
 	for hi-lo > align {
 		mid := lo + (hi-lo)/2/align*align
