@@ -150,3 +150,51 @@ func TestHostileInput(t *testing.T) {
 		t.Errorf("a failed clone changed its destination:\n%s", got)
 	}
 }
+
+// TestRsyncManifestThroughSymlink: an rsync source whose manifest lists a
+// file below a symlinked directory (a -> a directory outside the dataset)
+// must not have strata hash, trust or remove the file the link leads to.
+func TestRsyncManifestThroughSymlink(t *testing.T) {
+	t.Parallel()
+	outside := t.TempDir()
+	victim := filepath.Join(outside, "victim.txt")
+	write(t, victim, "not part of the dataset\n")
+	again := filepath.Join(outside, "same.txt")
+	write(t, again, "x")
+	src := filepath.Join(t.TempDir(), "set")
+	write(t, filepath.Join(src, "ok.txt"), "x")
+	write(t, filepath.Join(src, "2024/in.txt"), "x")
+	if err := os.Symlink("2024", filepath.Join(src, "latest")); err != nil { // stays inside: fine
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(src, "a")); err != nil {
+		t.Fatal(err)
+	}
+	// a/victim.txt's sum is wrong (a mismatch removes the file it reached);
+	// a/same.txt's is right (a match would vouch for bytes outside).
+	write(t, filepath.Join(src, "SHA256SUMS"), sumOf([]byte("x"))+"  ok.txt\n"+strings.Repeat("0", 64)+"  a/victim.txt\n"+sumOf([]byte("x"))+"  a/same.txt\n"+sumOf([]byte("x"))+"  latest/in.txt\n")
+	url, _ := testserver.RsyncDaemon(t, testserver.RsyncModule{Name: "set", Path: src})
+	root := newRoot(t)
+	r := handOff(t, root, &profile.Profile{Datasets: []profile.Dataset{{Name: "set", Source: url + "set", Path: "/srv/set"}}}, handoff.Options{})
+	if r.err == nil {
+		t.Fatal("a manifest through a symlink passed")
+	}
+	it := r.status(t, "set")
+	t.Logf("error: %v", it.Err)
+	for _, w := range []string{"a/victim.txt", "a/same.txt", "manifest line 2", "manifest line 3", "symlink"} {
+		if !strings.Contains(it.Err.Error(), w) {
+			t.Errorf("error %q lacks %q", it.Err, w)
+		}
+	}
+	if strings.Contains(it.Err.Error(), "latest/in.txt") {
+		t.Error("a symlink that stays inside the dataset was refused")
+	}
+	if marker(t, root, it.Item.Kind, "set") != nil {
+		t.Error("marked done")
+	}
+	for _, p := range []string{victim, again} {
+		if !exists(p) {
+			t.Errorf("%s, outside the dataset, was removed", p)
+		}
+	}
+}

@@ -83,11 +83,22 @@ func TestRsyncProgress(t *testing.T) {
 	}
 }
 
+func testTree(t *testing.T, dir string) tree {
+	t.Helper()
+	tr, err := openTree(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tr.close)
+	return tr
+}
+
 // The early hasher takes a file once rsync has printed the next line (the
-// file is renamed into place by then), and verifyTree trusts an early sum
+// file is renamed into place by then), and verify trusts an early sum
 // only while the file is the same inode, ctime and size.
 func TestEarlyHashes(t *testing.T) {
 	dest := t.TempDir()
+	tr := testTree(t, dest)
 	write := func(name, content string) string {
 		t.Helper()
 		tmp := filepath.Join(dest, ".tmp-"+name)
@@ -102,7 +113,7 @@ func TestEarlyHashes(t *testing.T) {
 	}
 	sumA := write("a", "first a")
 	sumB := write("b", "b")
-	e := newEarlyHasher(dest)
+	e := newEarlyHasher(tr)
 	for _, l := range []string{"7 a", "4,096 sub/", "1 b"} {
 		e.add(l)
 	}
@@ -116,13 +127,13 @@ func TestEarlyHashes(t *testing.T) {
 	// a replaced after it was hashed: its early sum must not count.
 	sumA2 := write("a", "second a")
 	entries := []manifest.Entry{{Path: "a", SHA256: sumA2, Line: 1}, {Path: "b", SHA256: sumB, Line: 2}}
-	if n, _, _, err := verifyTree(context.Background(), dest, entries, 2, early); err != nil || n != 2 {
+	if n, _, _, err := tr.verify(context.Background(), entries, 2, early); err != nil || n != 2 {
 		t.Fatalf("a replaced after its early hash: %d, %v", n, err)
 	}
 	// An early sum for the file as it is now is used without reading it.
-	id, _ := statIdentity(filepath.Join(dest, "b"))
+	id, _ := tr.stat("b")
 	early = map[string]earlySum{"b": {hashed{strings.Repeat("0", 64), id.size}, id.ino, id.ctimeNs}}
-	if _, _, _, err := verifyTree(context.Background(), dest, entries[1:], 2, early); err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
+	if _, _, _, err := tr.verify(context.Background(), entries[1:], 2, early); err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
 		t.Fatalf("an early sum for the file in place was not used: %v", err)
 	}
 }
@@ -131,6 +142,7 @@ func TestEarlyHashes(t *testing.T) {
 // until rsync moves on, and the sum recorded with the final inode.
 func TestEarlyHashFollowsTempFile(t *testing.T) {
 	dest := t.TempDir()
+	tr := testTree(t, dest)
 	data := make([]byte, followMin+3<<20)
 	for i := range data {
 		data[i] = byte(i * 7)
@@ -138,7 +150,7 @@ func TestEarlyHashFollowsTempFile(t *testing.T) {
 	want := sha256.Sum256(data)
 	for _, early := range []bool{false, true} {
 		os.Remove(filepath.Join(dest, "big"))
-		e := newEarlyHasher(dest)
+		e := newEarlyHasher(tr)
 		e.add(fmt.Sprintf("%d big", len(data)))
 		tmp := filepath.Join(dest, ".big.Ab12Cd")
 		f, err := os.Create(tmp)
@@ -159,14 +171,14 @@ func TestEarlyHashFollowsTempFile(t *testing.T) {
 		e.add("10 next")
 		sums := e.stop()
 		entries := []manifest.Entry{{Path: "big", SHA256: hex.EncodeToString(want[:]), Line: 1}}
-		if n, _, _, err := verifyTree(context.Background(), dest, entries, 1, sums); err != nil || n != 1 {
+		if n, _, _, err := tr.verify(context.Background(), entries, 1, sums); err != nil || n != 1 {
 			t.Fatalf("early=%v: verify: %d, %v", early, n, err)
 		}
 		if early {
 			continue // the early line may or may not leave a usable sum; the verdict is what counts
 		}
 		s, ok := sums["big"]
-		id, _ := statIdentity(filepath.Join(dest, "big"))
+		id, _ := tr.stat("big")
 		if !ok || s.sum != hex.EncodeToString(want[:]) || s.ino != id.ino || s.ctimeNs != id.ctimeNs {
 			t.Errorf("followed sum %+v (ok %v), file %+v", s, ok, id)
 		}

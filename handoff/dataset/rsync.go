@@ -10,12 +10,12 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,6 +24,7 @@ import (
 	"github.com/stratahq/strata/handoff/pattern"
 	"github.com/stratahq/strata/handoff/place"
 	"github.com/stratahq/strata/internal/run"
+	"golang.org/x/sys/unix"
 )
 
 // PartialDir holds rsync's partly transferred files, per directory, so a
@@ -153,7 +154,12 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 
 	args := RsyncArgs(src, dest, sel, opt.Owner, ssh, p.Manifest == "")
 	var stats rsyncStats
-	early := newEarlyHasher(dest)
+	t, err := openTree(dest)
+	if err != nil {
+		return res, err
+	}
+	defer t.close()
+	early := newEarlyHasher(t)
 	defer early.stop()
 	for attempt := 0; ; attempt++ {
 		pw := &progressWriter{report: opt.Progress, base: stats.bytes, done: early.add}
@@ -209,7 +215,7 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 		if entries, err = selectEntries(entries, sel, "the manifest"); err != nil {
 			return res, err
 		}
-		n, size, fromEarly, err := verifyTree(ctx, dest, entries, opt.FileJobs, early.stop())
+		n, size, fromEarly, err := t.verify(ctx, entries, opt.FileJobs, early.stop())
 		if err != nil {
 			return res, err
 		}
@@ -259,7 +265,7 @@ const followMin = 8 << 20
 // replaces a file by renaming a new one over it); otherwise it is hashed
 // again then. So a guess that is wrong costs time, never correctness.
 type earlyHasher struct {
-	dest    string
+	tree    tree
 	queue   chan []string
 	batch   []string  // files in place, not yet handed to the hashing goroutine
 	pending string    // the last small file printed, not yet known to be in place
@@ -275,8 +281,8 @@ type earlySum struct {
 	ino, ctimeNs int64
 }
 
-func newEarlyHasher(dest string) *earlyHasher {
-	e := &earlyHasher{dest: dest, queue: make(chan []string, 1<<10), sums: map[string]earlySum{}}
+func newEarlyHasher(t tree) *earlyHasher {
+	e := &earlyHasher{tree: t, queue: make(chan []string, 1<<10), sums: map[string]earlySum{}}
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
@@ -284,7 +290,7 @@ func newEarlyHasher(dest string) *earlyHasher {
 		for batch := range e.queue {
 			for _, rel := range batch {
 				// (no second look: the identity is checked at the end)
-				h, id, err := hashFile(filepath.Join(e.dest, filepath.FromSlash(rel)), buf, false)
+				h, id, err := e.tree.hash(rel, buf, false)
 				if err == nil {
 					e.record(rel, h, id)
 				}
@@ -355,8 +361,6 @@ func (e *earlyHasher) add(line string) {
 // (rsync has moved on: the file is complete and in place), then reads what
 // is left and records the sum with the inode's final identity.
 func (e *earlyHasher) followFile(rel string, size int64, done <-chan bool) {
-	p := filepath.Join(e.dest, filepath.FromSlash(rel))
-	dir, base := filepath.Split(p)
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
 	// Only a temporary file, which rsync writes once, front to back. (A
@@ -365,7 +369,7 @@ func (e *earlyHasher) followFile(rel string, size int64, done <-chan bool) {
 	// file is hashed once in place.)
 	var f *os.File
 	for f == nil {
-		if f = openTemp(dir, base); f != nil {
+		if f = e.tree.openTemp(rel); f != nil {
 			break
 		}
 		select {
@@ -405,18 +409,35 @@ func (e *earlyHasher) followFile(rel string, size int64, done <-chan bool) {
 	e.record(rel, hashed{hex.EncodeToString(h.Sum(nil)), n}, identity{int64(st.Ino), st.Ctim.Nano(), st.Size})
 }
 
-// openTemp opens rsync's temporary file for base in dir, if there is one.
-func openTemp(dir, base string) *os.File {
-	ents, err := os.ReadDir(dir)
+// openTemp opens rsync's temporary file for rel, if there is one.
+func (t tree) openTemp(rel string) *os.File {
+	dir, base := path.Split(rel)
+	if dir == "" {
+		dir = "."
+	}
+	dfd, err := t.open(dir, true)
 	if err != nil {
 		return nil
 	}
-	for _, d := range ents {
-		if n := d.Name(); strings.HasPrefix(n, "."+base+".") && len(n) == len(base)+8 && d.Type().IsRegular() {
-			if f, err := os.Open(filepath.Join(dir, n)); err == nil {
-				return f
-			}
+	d := os.NewFile(uintptr(dfd), dir)
+	defer d.Close()
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil
+	}
+	for _, n := range names {
+		if !strings.HasPrefix(n, "."+base+".") || len(n) != len(base)+8 {
+			continue
 		}
+		fd, err := unix.Openat(dfd, n, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+			return os.NewFile(uintptr(fd), n)
+		}
+		unix.Close(fd)
 	}
 	return nil
 }
@@ -437,151 +458,6 @@ func (e *earlyHasher) stop() map[string]earlySum {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.sums
-}
-
-type identity struct{ ino, ctimeNs, size int64 }
-
-func statIdentity(p string) (identity, error) {
-	var st syscall.Stat_t
-	if err := syscall.Lstat(p, &st); err != nil {
-		return identity{}, err
-	}
-	return identity{int64(st.Ino), st.Ctim.Nano(), st.Size}, nil
-}
-
-// verifyTree checks the files a manifest lists against their SHA-256, using
-// the sums hashed during the transfer where the file is still the one that
-// was hashed. A file that does not match is removed, so the next run
-// fetches it again (rsync's quick check would otherwise keep it).
-// It also says how many sums came from the transfer.
-func verifyTree(ctx context.Context, dest string, entries []manifest.Entry, jobs int, early map[string]earlySum) (int64, int64, int64, error) {
-	var mu sync.Mutex
-	var errs []error
-	var size, fromEarly int64
-	// Workers take the entries a chunk at a time: most cost one stat, less
-	// than handing them over one by one would.
-	const chunk = 256
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < max(1, min(jobs, 4)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 1<<20)
-			for {
-				i := int(next.Add(chunk)) - chunk
-				if i >= len(entries) || ctx.Err() != nil {
-					return
-				}
-				verifyChunk(entries[i:min(i+chunk, len(entries))], dest, buf, early, &mu, &errs, &size, &fromEarly)
-			}
-		}()
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return 0, 0, 0, err
-	}
-	if len(errs) > 0 {
-		if len(errs) > 10 {
-			errs = append(errs[:10], fmt.Errorf("... and %d more", len(errs)-10))
-		}
-		return 0, 0, 0, errors.Join(errs...)
-	}
-	return int64(len(entries)), size, fromEarly, nil
-}
-
-// verifyChunk checks some of verifyTree's entries.
-func verifyChunk(entries []manifest.Entry, dest string, buf []byte, early map[string]earlySum, mu *sync.Mutex, errs *[]error, size, fromEarly *int64) {
-	var sz, fe int64
-	var bad []error
-	for _, e := range entries {
-		p := filepath.Join(dest, filepath.FromSlash(e.Path))
-		var n hashed
-		var err error
-		if es, ok := early[e.Path]; ok {
-			if id, serr := statIdentity(p); serr == nil && id == (identity{es.ino, es.ctimeNs, es.size}) {
-				n = es.hashed
-				fe++
-			}
-		}
-		if n.sum == "" {
-			n, _, err = hashFile(p, buf, true)
-		}
-		switch {
-		case err != nil:
-			bad = append(bad, fmt.Errorf("file %s (manifest line %d): %w", e.Path, e.Line, err))
-		case n.sum != e.SHA256:
-			os.Remove(p)
-			bad = append(bad, fmt.Errorf("file %s (manifest line %d): checksum mismatch: got sha256 %s, the manifest says %s (removed; a re-run fetches it again)", e.Path, e.Line, n.sum, e.SHA256))
-		default:
-			sz += n.size
-		}
-	}
-	mu.Lock()
-	*errs = append(*errs, bad...)
-	*size += sz
-	*fromEarly += fe
-	mu.Unlock()
-}
-
-type hashed struct {
-	sum  string
-	size int64
-}
-
-// hashFile hashes the regular file at p (never through a symlink) with
-// buf, and says which inode it hashed. With recheck, the inode must be as
-// it was before afterwards too; without, the caller compares the identity
-// with the file's later on (a write changes the ctime).
-func hashFile(p string, buf []byte, recheck bool) (hashed, identity, error) {
-	fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
-	if errors.Is(err, syscall.ELOOP) {
-		return hashed{}, identity{}, errors.New("not a regular file (a symlink)")
-	}
-	if err != nil {
-		return hashed{}, identity{}, fmt.Errorf("missing after the transfer: %w", err)
-	}
-	defer syscall.Close(fd)
-	var st syscall.Stat_t
-	if err := syscall.Fstat(fd, &st); err != nil {
-		return hashed{}, identity{}, fmt.Errorf("stat: %w", err)
-	}
-	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
-		return hashed{}, identity{}, fmt.Errorf("not a regular file (mode %o)", st.Mode&syscall.S_IFMT)
-	}
-	before := identity{int64(st.Ino), st.Ctim.Nano(), st.Size}
-	h := sha256.New()
-	var n int64
-	for {
-		k, err := syscall.Read(fd, buf)
-		if errors.Is(err, syscall.EINTR) {
-			continue
-		}
-		if err != nil {
-			return hashed{}, identity{}, fmt.Errorf("read: %w", err)
-		}
-		if k == 0 {
-			break
-		}
-		h.Write(buf[:k])
-		n += int64(k)
-		if k < len(buf) && n >= before.size {
-			break // a short read of a regular file: its end (no read for the 0)
-		}
-	}
-	if !recheck {
-		if n != before.size {
-			return hashed{}, identity{}, errors.New("changed while it was read")
-		}
-		return hashed{hex.EncodeToString(h.Sum(nil)), n}, before, nil
-	}
-	if err := syscall.Fstat(fd, &st); err != nil {
-		return hashed{}, identity{}, fmt.Errorf("stat: %w", err)
-	}
-	if after := (identity{int64(st.Ino), st.Ctim.Nano(), st.Size}); after != before || n != st.Size {
-		return hashed{}, identity{}, errors.New("changed while it was read")
-	}
-	return hashed{hex.EncodeToString(h.Sum(nil)), n}, before, nil
 }
 
 type rsyncStats struct {
