@@ -163,7 +163,12 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 	defer early.stop()
 	for attempt := 0; ; attempt++ {
 		pw := &progressWriter{report: opt.Progress, base: stats.bytes, done: early.add}
-		_, err := opt.Runner.Run(ctx, run.Cmd{Name: "rsync", Args: args, Stdin: strings.NewReader(password), Stdout: pw})
+		out, err := newPacedOutput(pw)
+		if err != nil {
+			return res, err
+		}
+		_, err = opt.Runner.Run(ctx, run.Cmd{Name: "rsync", Args: args, Stdin: strings.NewReader(password), Stdout: out.w})
+		out.close()
 		pw.flush()
 		stats = pw.stats
 		if err == nil {
