@@ -41,4 +41,3 @@ func TestPacedOutput(t *testing.T) {
 		}
 	}
 }
-
