@@ -166,6 +166,51 @@ func TestRsyncResumeAfterCut(t *testing.T) {
 	}
 }
 
+// TestRsyncResumeAfterRestart: into a new destination, rsync writes into
+// the staging tree. Cut, with the server gone for the rest of the run, the
+// hand-off fails and nothing shows under a final name; the next run
+// (nothing shared but the disk) continues the partial file where it is and
+// moves the verified tree into place.
+func TestRsyncResumeAfterRestart(t *testing.T) {
+	t.Parallel()
+	src := filepath.Join(t.TempDir(), "video")
+	randomFile(t, filepath.Join(src, "film.mkv"), big, 49)
+	randomFile(t, filepath.Join(src, "a/small.txt"), 1000, 50)
+	sha256sums(t, src)
+	_, port := testserver.RsyncDaemon(t, testserver.RsyncModule{Name: "video", Path: src})
+	proxy := testserver.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", port), 12<<20)
+	proxy.RefuseAfterCut.Store(true)
+	root := newRoot(t)
+	p := &profile.Profile{Datasets: []profile.Dataset{{Name: "video", Source: "rsync://" + proxy.Addr + "/video", Path: "/srv/video"}}}
+	r := handOff(t, root, p, handoff.Options{Retries: 1})
+	if it := r.status(t, "video"); it.Status != handoff.Failed || proxy.Cuts() != 1 {
+		t.Fatalf("first run: %s (%v), %d cuts; want failed after one cut", it.Status, it.Err, proxy.Cuts())
+	}
+	dest := filepath.Join(root, "srv/video")
+	if got := listing(t, dest, ".strata-staging"); got != "" {
+		t.Fatalf("after the failed run, the destination shows:\n%s", got)
+	}
+	st, err := os.Stat(filepath.Join(dest, ".strata-staging/tree/film.mkv"))
+	if err != nil || st.Size() == 0 || st.Size() >= big {
+		t.Fatalf("partial file in the staging tree: %v, %v", st, err)
+	}
+	t.Logf("left %d of %d bytes", st.Size(), big)
+
+	proxy.Refuse.Store(false)
+	before := proxy.Total()
+	r = handOff(t, root, p, handoff.Options{})
+	r.mustDone(t, "video")
+	if got, want := listing(t, dest), listing(t, src); got != want {
+		t.Errorf("after the restart:\n%s\nwant\n%s", got, want)
+	}
+	if total := proxy.Total() - before; total > big-st.Size()+big/8 {
+		t.Errorf("the second run carried %d bytes; %d were left to fetch (%v)", total, big-st.Size(), proxy.Bytes())
+	}
+	if exists(filepath.Join(dest, ".strata-staging")) {
+		t.Error("staging left after success")
+	}
+}
+
 // TestRsyncHashesWhileItTransfers checks that an rsync dataset is verified
 // mostly during the transfer: the large file as rsync writes it, a small
 // one once the next is under way; only the last small file afterwards.

@@ -3,14 +3,16 @@
 // manifest (files fetched one by one, several at a time, each verified and
 // resumed by restore/fetch), a tar archive (zstd, xz, gzip or plain)
 // verified by its SHA-256 and unpacked by restore/unpack, or an rsync source
-// (daemon rsync:// or over ssh) resumed with --partial and verified by a
-// manifest when the source has one. A buffer is an empty directory.
+// (daemon rsync:// or over ssh) resumed from its partial files and verified
+// by a manifest when the source has one. A buffer is an empty directory.
 //
 // Nothing half-written ever carries a final name: manifest files are
 // written under the destination's staging directory and renamed into place
 // once verified; an archive is unpacked into the staging directory and moved
-// into place only after its checksum matched; rsync writes each file under a
-// temporary name and keeps partial ones in .strata-partial directories.
+// into place only after its checksum matched; rsync writes a new
+// destination's files into the staging directory, moved into place once
+// verified, and updates one that has files in it under temporary names,
+// keeping partial ones in .strata-partial directories.
 package dataset
 
 import (

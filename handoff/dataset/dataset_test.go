@@ -56,16 +56,22 @@ func TestRsyncArgs(t *testing.T) {
 	if err != nil || ssh != nil {
 		t.Fatal(err)
 	}
-	got := run.Quote(RsyncArgs(src, "/mnt/strata/home/me/music", pattern.Set{Include: []string{"favourites/**"}, Exclude: []string{"*.tmp"}}, place.Owner{UID: 1000, GID: 100}, ssh, true))
+	got := run.Quote(RsyncArgs(src, "/mnt/strata/home/me/music", pattern.Set{Include: []string{"favourites/**"}, Exclude: []string{"*.tmp"}}, place.Owner{UID: 1000, GID: 100}, ssh, true, false))
 	want := "-rlpt --numeric-ids --chown=1000:100 --partial --partial-dir=.strata-partial --timeout=120 --info=progress2 --no-inc-recursive --stats '--out-format=strata-done:%l %n' --exclude=/.strata-staging --include=/SHA256SUMS '--exclude=*.tmp' '--include=*/' '--include=favourites/**' '--exclude=*' --prune-empty-dirs --password-file=- -- rsync://backup@h:8873/media/music/ /mnt/strata/home/me/music/"
 	if got != want {
 		t.Errorf("rsync argv:\n got %s\nwant %s", got, want)
+	}
+	// Into the staging tree: in place, and the tree made the selection.
+	got = run.Quote(RsyncArgs(src, "/mnt/strata/home/me/music/.strata-staging/tree", pattern.Set{}, place.Owner{UID: 1000, GID: 100}, ssh, true, true))
+	want = "-rlpt --numeric-ids --chown=1000:100 --inplace --delete --delete-excluded --timeout=120 --info=progress2 --no-inc-recursive --stats '--out-format=strata-done:%l %n' --exclude=/.strata-staging --password-file=- -- rsync://backup@h:8873/media/music/ /mnt/strata/home/me/music/.strata-staging/tree/"
+	if got != want {
+		t.Errorf("staged rsync argv:\n got %s\nwant %s", got, want)
 	}
 	src, ssh, err = RsyncSource("ssh://me@h:2222/srv/music", store.Lookup("ssh://me@h:2222/srv/music"))
 	if err != nil || src != "me@h:/srv/music/" || run.Quote(ssh) != "ssh -o BatchMode=yes -p 2222 -i /keys/id -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null" {
 		t.Errorf("ssh source %s %q %v", src, ssh, err)
 	}
-	if a := strings.Join(RsyncArgs(src, "/d", pattern.Set{}, place.Owner{}, ssh, true), " "); strings.Contains(a, "password-file") {
+	if a := strings.Join(RsyncArgs(src, "/d", pattern.Set{}, place.Owner{}, ssh, true, false), " "); strings.Contains(a, "password-file") {
 		t.Errorf("password file over ssh: %s", a)
 	}
 }

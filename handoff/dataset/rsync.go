@@ -68,11 +68,23 @@ func RsyncSource(raw string, m creds.Match) (string, []string, error) {
 // RsyncArgs is the transfer's argv (pure, for golden tests). With
 // manifest, the source's top-level SHA256SUMS comes along whatever the
 // selection. A daemon password goes on stdin (--password-file=-), never here.
-func RsyncArgs(src, dest string, sel pattern.Set, o place.Owner, ssh []string, manifest bool) []string {
-	args := []string{"-rlpt", "--numeric-ids", fmt.Sprintf("--chown=%d:%d", o.UID, o.GID),
-		"--partial", "--partial-dir=" + PartialDir, "--timeout=120",
-		"--info=progress2", "--no-inc-recursive", "--stats", "--out-format=" + doneMarker + "%l %n",
-		"--exclude=/" + place.StagingName}
+//
+// staged is a transfer into the staging tree (see fetchRsync): rsync writes
+// files in place there (no temporary file and rename per file; a cut
+// transfer's partial file is continued where it is) and makes the tree the
+// selection exactly, whatever an earlier run left in it. Otherwise rsync
+// writes into the destination itself, each file under a temporary name,
+// and keeps partial files in .strata-partial directories.
+func RsyncArgs(src, dest string, sel pattern.Set, o place.Owner, ssh []string, manifest, staged bool) []string {
+	args := []string{"-rlpt", "--numeric-ids", fmt.Sprintf("--chown=%d:%d", o.UID, o.GID)}
+	if staged {
+		args = append(args, "--inplace", "--delete", "--delete-excluded")
+	} else {
+		args = append(args, "--partial", "--partial-dir="+PartialDir)
+	}
+	args = append(args, "--timeout=120",
+		"--info=progress2", "--no-inc-recursive", "--stats", "--out-format="+doneMarker+"%l %n",
+		"--exclude=/"+place.StagingName)
 	if manifest && !sel.Empty() {
 		args = append(args, "--include=/"+DefaultManifest)
 	}
@@ -98,14 +110,42 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 	if m.Basic != nil && ssh == nil {
 		password = m.Basic.Password + "\n"
 	}
+	// Into a destination that holds nothing yet (a restore's usual case),
+	// rsync writes into the staging directory's tree/, which moves into
+	// place once verified: no file shows under its final name before the
+	// whole dataset is, and rsync writes each file in place, which saves
+	// it a temporary file and a rename per file. A failed run keeps tree/,
+	// and the next continues it. A destination with files in it is updated
+	// where it is, so rsync's quick check keeps what is already right.
 	stage := filepath.Join(dest, place.StagingName)
-	if err := os.RemoveAll(stage); err != nil {
-		return res, fmt.Errorf("clear staging %s: %w", stage, err)
+	staged, err := holdsNothing(dest)
+	if err != nil {
+		return res, err
 	}
-	if err := os.Mkdir(stage, 0o700); err != nil {
-		return res, fmt.Errorf("staging: %w", err)
+	target, tree := dest, filepath.Join(stage, "tree")
+	treeWasEmpty := true
+	if staged {
+		target = tree
+		if treeWasEmpty, err = clearAllBut(stage, "tree"); err != nil {
+			return res, err
+		}
+		if err := os.MkdirAll(tree, 0o700); err != nil {
+			return res, fmt.Errorf("staging: %w", err)
+		}
+	} else {
+		if err := os.RemoveAll(stage); err != nil {
+			return res, fmt.Errorf("clear staging %s: %w", stage, err)
+		}
+		if err := os.Mkdir(stage, 0o700); err != nil {
+			return res, fmt.Errorf("staging: %w", err)
+		}
 	}
-	defer os.RemoveAll(stage)
+	keepStage := false
+	defer func() {
+		if !keepStage {
+			os.RemoveAll(stage)
+		}
+	}()
 
 	// The manifest: the profile's comes over http while the transfer runs;
 	// otherwise SHA256SUMS at the top of the source comes with the transfer
@@ -134,10 +174,10 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 	// earlier defer) remove the staging directory.
 	defer func() { <-mdone }()
 	defer mcancel()
-	topManifest := filepath.Join(dest, DefaultManifest)
+	topManifest := filepath.Join(target, DefaultManifest)
 	aside := filepath.Join(stage, DefaultManifest+".before")
 	hadOwn := false
-	if p.Manifest == "" {
+	if p.Manifest == "" && !staged {
 		if err := os.Rename(topManifest, aside); err == nil {
 			hadOwn = true
 		} else if !errors.Is(err, os.ErrNotExist) {
@@ -152,15 +192,20 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 	}
 	defer putBack()
 
-	args := RsyncArgs(src, dest, sel, opt.Owner, ssh, p.Manifest == "")
+	args := RsyncArgs(src, target, sel, opt.Owner, ssh, p.Manifest == "", staged)
 	var stats rsyncStats
-	t, err := openTree(dest)
+	t, err := openTree(target)
 	if err != nil {
 		return res, err
 	}
 	defer t.close()
 	early := newEarlyHasher(t)
+	early.inPlace = staged
+	early.followNew = !staged || treeWasEmpty
 	defer early.stop()
+	// A failed transfer into the staging tree is kept for the next run
+	// (cleared below once the dataset is in place).
+	keepStage = staged
 	for attempt := 0; ; attempt++ {
 		pw := &progressWriter{report: opt.Progress, base: stats.bytes, done: early.add}
 		out, err := newPacedOutput(pw)
@@ -179,6 +224,10 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 			return res, fmt.Errorf("rsync %s: %w", src, explainRsync(err))
 		}
 		res.Resumes++
+		// Written in place, a partial file is continued where it is:
+		// bytes already read could be written again, so no file is
+		// followed from here on.
+		early.followNew = early.followNew && !staged
 		opt.Log("dataset: rsync %s broke (exit %d); resuming with the partial files (%d/%d)", src, ee.Code, attempt+1, opt.Retries)
 		select {
 		case <-time.After(time.Duration(attempt+1) * 500 * time.Millisecond):
@@ -227,7 +276,76 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 		opt.Log("dataset: %s: %d of %d files hashed as they arrived, the rest after the transfer", src, fromEarly, n)
 		res.Files, res.Bytes = n, size
 	}
+	if staged {
+		if err := moveTree(tree, dest); err != nil {
+			return res, err
+		}
+		keepStage = false
+	}
 	return res, nil
+}
+
+// holdsNothing says whether dir has nothing in it but strata's staging
+// directory and a new filesystem's lost+found.
+func holdsNothing(dir string) (bool, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", dir, err)
+	}
+	for _, e := range ents {
+		if n := e.Name(); n != place.StagingName && n != "lost+found" {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// clearAllBut empties the staging directory but for keep, and says whether
+// keep was empty (or not there).
+func clearAllBut(stage, keep string) (bool, error) {
+	ents, err := os.ReadDir(stage)
+	if errors.Is(err, os.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("staging: %w", err)
+	}
+	for _, e := range ents {
+		if e.Name() != keep {
+			if err := os.RemoveAll(filepath.Join(stage, e.Name())); err != nil {
+				return false, fmt.Errorf("clear staging: %w", err)
+			}
+		}
+	}
+	kept, err := os.ReadDir(filepath.Join(stage, keep))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, fmt.Errorf("staging: %w", err)
+	}
+	return len(kept) == 0, nil
+}
+
+// moveTree moves the verified staging tree's content into dest (which holds
+// nothing else: a rename each at the top) and gives dest the mode, owner
+// and times rsync gave the tree from the source's top directory.
+func moveTree(tree, dest string) error {
+	st, err := os.Lstat(tree)
+	if err != nil {
+		return fmt.Errorf("staging: %w", err)
+	}
+	if err := place.Merge(tree, dest, place.MergeOptions{}); err != nil {
+		return err
+	}
+	sys := st.Sys().(*syscall.Stat_t)
+	if err := os.Lchown(dest, int(sys.Uid), int(sys.Gid)); err != nil {
+		return fmt.Errorf("chown %s: %w", dest, err)
+	}
+	if err := os.Chmod(dest, st.Mode()&os.ModePerm); err != nil {
+		return fmt.Errorf("chmod %s: %w", dest, err)
+	}
+	if err := os.Chtimes(dest, st.ModTime(), st.ModTime()); err != nil {
+		return fmt.Errorf("times of %s: %w", dest, err)
+	}
+	return nil
 }
 
 func explainRsync(err error) error {
@@ -253,11 +371,12 @@ func explainRsync(err error) error {
 // (--out-format), so files are hashed while the transfer goes on. Without
 // transfer statistics in the format (%b, %c), rsync prints the line as it
 // starts the item; the receiver takes files one at a time, so a file's line
-// also means the file before it is complete and renamed into place.
+// also means the file before it is complete and in place (renamed there, or
+// written there with --inplace).
 const doneMarker = "strata-done:"
 
 // followMin is the size from which a file is hashed as rsync writes it
-// (following its temporary file) rather than once it is in place.
+// (following the file it writes) rather than once it is in place.
 const followMin = 8 << 20
 
 // earlyHasher hashes the files rsync transfers while the transfer goes on,
@@ -270,15 +389,21 @@ const followMin = 8 << 20
 // replaces a file by renaming a new one over it); otherwise it is hashed
 // again then. So a guess that is wrong costs time, never correctness.
 type earlyHasher struct {
-	tree    tree
-	queue   chan []string
-	batch   []string  // files in place, not yet handed to the hashing goroutine
-	pending string    // the last small file printed, not yet known to be in place
-	follow  chan bool // closed when the followed file is complete
-	mu      sync.Mutex
-	sums    map[string]earlySum
-	wg      sync.WaitGroup
-	once    sync.Once
+	tree tree
+	// inPlace: rsync writes each file under its own name (--inplace), not
+	// a temporary one. followNew: a large file may be followed as it is
+	// written, which is only safe for a file rsync writes once, front to
+	// back: a new one (a partial file continued in place may have bytes
+	// written again after they were read).
+	inPlace, followNew bool
+	queue              chan []string
+	batch              []string  // files in place, not yet handed to the hashing goroutine
+	pending            string    // the last small file printed, not yet known to be in place
+	follow             chan bool // closed when the followed file is complete
+	mu                 sync.Mutex
+	sums               map[string]earlySum
+	wg                 sync.WaitGroup
+	once               sync.Once
 }
 
 type earlySum struct {
@@ -349,7 +474,7 @@ func (e *earlyHasher) add(line string) {
 	e.pending = ""
 	switch {
 	case strings.HasSuffix(name, "/"):
-	case size >= followMin:
+	case size >= followMin && e.followNew:
 		e.hand() // (the files before it, while rsync writes this one)
 		e.follow = make(chan bool)
 		e.wg.Add(1)
@@ -374,7 +499,12 @@ func (e *earlyHasher) followFile(rel string, size int64, done <-chan bool) {
 	// file is hashed once in place.)
 	var f *os.File
 	for f == nil {
-		if f = e.tree.openTemp(rel); f != nil {
+		if e.inPlace {
+			if fd, err := e.tree.open(rel, false); err == nil {
+				f = os.NewFile(uintptr(fd), rel)
+				break
+			}
+		} else if f = e.tree.openTemp(rel); f != nil {
 			break
 		}
 		select {

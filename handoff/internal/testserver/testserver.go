@@ -314,6 +314,9 @@ func RsyncDaemon(t testing.TB, modules ...RsyncModule) (string, int) {
 // everything else passes untouched.
 type Proxy struct {
 	Addr string // 127.0.0.1:PORT to connect to
+	// Refuse closes new connections at once (a server gone away);
+	// RefuseAfterCut sets it when the cut happens.
+	Refuse, RefuseAfterCut atomic.Bool
 
 	target   string
 	cutAfter int64
@@ -351,6 +354,9 @@ func (p *Proxy) serve() {
 
 func (p *Proxy) handle(c net.Conn) {
 	defer c.Close()
+	if p.Refuse.Load() {
+		return
+	}
 	up, err := net.Dial("tcp", p.target)
 	if err != nil {
 		return
@@ -379,6 +385,9 @@ func (p *Proxy) handle(c net.Conn) {
 		}
 		if want == 0 && p.cut.CompareAndSwap(false, true) {
 			p.cuts.Add(1)
+			if p.RefuseAfterCut.Load() {
+				p.Refuse.Store(true)
+			}
 			// A hard cut: reset, as a dropped link looks to the client.
 			if tc, ok := c.(*net.TCPConn); ok {
 				tc.SetLinger(0)
