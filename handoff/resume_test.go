@@ -209,6 +209,12 @@ func TestRsyncResumeAfterRestart(t *testing.T) {
 	if exists(filepath.Join(dest, ".strata-staging")) {
 		t.Error("staging left after success")
 	}
+	// The destination itself has the source's top directory's mode and time.
+	ds, _ := os.Stat(dest)
+	ss, _ := os.Stat(src)
+	if ds.Mode() != ss.Mode() || !ds.ModTime().Equal(ss.ModTime()) {
+		t.Errorf("destination %v %v, source %v %v", ds.Mode(), ds.ModTime(), ss.Mode(), ss.ModTime())
+	}
 }
 
 // TestRsyncHashesWhileItTransfers checks that an rsync dataset is verified

@@ -277,7 +277,7 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 		res.Files, res.Bytes = n, size
 	}
 	if staged {
-		if err := moveTree(tree, dest); err != nil {
+		if err := moveTree(tree, stage, dest); err != nil {
 			return res, err
 		}
 		keepStage = false
@@ -325,15 +325,19 @@ func clearAllBut(stage, keep string) (bool, error) {
 }
 
 // moveTree moves the verified staging tree's content into dest (which holds
-// nothing else: a rename each at the top) and gives dest the mode, owner
-// and times rsync gave the tree from the source's top directory.
-func moveTree(tree, dest string) error {
+// nothing else: a rename each at the top), removes the staging directory,
+// and gives dest the mode, owner and times rsync gave the tree from the
+// source's top directory.
+func moveTree(tree, stage, dest string) error {
 	st, err := os.Lstat(tree)
 	if err != nil {
 		return fmt.Errorf("staging: %w", err)
 	}
 	if err := place.Merge(tree, dest, place.MergeOptions{}); err != nil {
 		return err
+	}
+	if err := os.RemoveAll(stage); err != nil {
+		return fmt.Errorf("clear staging %s: %w", stage, err)
 	}
 	sys := st.Sys().(*syscall.Stat_t)
 	if err := os.Lchown(dest, int(sys.Uid), int(sys.Gid)); err != nil {
