@@ -349,6 +349,16 @@ func partialName(e manifest.Entry) string {
 // clearStage removes the staging directory, keeping partial downloads
 // (and the directories holding them) when keepPartial and there are any.
 func clearStage(stage string, keepPartial bool) error {
+	keep := ""
+	if keepPartial {
+		keep = PartialHTTP
+	}
+	return clearStageBut(stage, keep)
+}
+
+// clearStageBut removes the staging directory but for its subdirectory
+// keep ("" for none), which stays only with something in it to continue.
+func clearStageBut(stage, keep string) error {
 	ents, err := os.ReadDir(stage)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -357,16 +367,15 @@ func clearStage(stage string, keepPartial bool) error {
 		return fmt.Errorf("clear staging %s: %w", stage, err)
 	}
 	for _, e := range ents {
-		if keepPartial && e.Name() == PartialHTTP && e.IsDir() {
+		if keep != "" && e.Name() == keep && e.IsDir() {
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(stage, e.Name())); err != nil {
 			return fmt.Errorf("clear staging %s: %w", stage, err)
 		}
 	}
-	if keepPartial {
-		// Kept only with something in it to continue.
-		if os.Remove(filepath.Join(stage, PartialHTTP)) != nil {
+	if keep != "" {
+		if os.Remove(filepath.Join(stage, keep)) != nil {
 			return nil
 		}
 	}

@@ -126,9 +126,11 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 	treeWasEmpty := true
 	if staged {
 		target = tree
-		if treeWasEmpty, err = clearAllBut(stage, "tree"); err != nil {
+		if err := clearStageBut(stage, "tree"); err != nil {
 			return res, err
 		}
+		_, serr := os.Stat(tree) // (kept only with something in it)
+		treeWasEmpty = errors.Is(serr, os.ErrNotExist)
 		if err := os.MkdirAll(tree, 0o700); err != nil {
 			return res, fmt.Errorf("staging: %w", err)
 		}
@@ -298,30 +300,6 @@ func holdsNothing(dir string) (bool, error) {
 		}
 	}
 	return true, nil
-}
-
-// clearAllBut empties the staging directory but for keep, and says whether
-// keep was empty (or not there).
-func clearAllBut(stage, keep string) (bool, error) {
-	ents, err := os.ReadDir(stage)
-	if errors.Is(err, os.ErrNotExist) {
-		return true, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("staging: %w", err)
-	}
-	for _, e := range ents {
-		if e.Name() != keep {
-			if err := os.RemoveAll(filepath.Join(stage, e.Name())); err != nil {
-				return false, fmt.Errorf("clear staging: %w", err)
-			}
-		}
-	}
-	kept, err := os.ReadDir(filepath.Join(stage, keep))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return false, fmt.Errorf("staging: %w", err)
-	}
-	return len(kept) == 0, nil
 }
 
 // moveTree moves the verified staging tree's content into dest (which holds
