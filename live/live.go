@@ -72,7 +72,8 @@ const LogPath = "/run/strata/live.log"
 
 // Run is `strata live`.
 func Run(ctx context.Context, cfg Config) error {
-	if cfg.Out == nil {
+	defaultOut := cfg.Out == nil
+	if defaultOut {
 		cfg.Out = os.Stdout
 	}
 	if cfg.Manifest == "" {
@@ -95,6 +96,12 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Cmdline = string(b)
 	}
 	params, perr := ParseCmdline(cfg.Cmdline)
+	if cfg.System && defaultOut {
+		if w, closeConsoles := openConsoles(cfg.Cmdline, "/dev"); w != nil {
+			defer closeConsoles()
+			out = w
+		}
+	}
 
 	logf := openLog(out, params.Debug, cfg.System)
 	if cfg.Runner == nil {
@@ -486,26 +493,6 @@ func termFor(tty string) string {
 	return "screen"
 }
 
-// drainConsole lets the console finish the report before the shell writes
-// to it (tcdrain): a CI run saw the shell's banner in the middle of it. The
-// wait is bounded: a UART whose transmit interrupt went missing under TCG
-// drains only when something else writes to it, which the shell will.
-func drainConsole(out io.Writer, limit time.Duration) {
-	f, ok := out.(*os.File)
-	if !ok {
-		return
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = unix.IoctlSetInt(int(f.Fd()), unix.TCSBRK, 1)
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(limit):
-	}
-}
-
 // finish ends the live run: a shell on the conversation console, or a
 // reboot or poweroff after a successful unattended run.
 func finish(done, console string, rescue []string, logf run.Logger, out io.Writer) {
@@ -525,7 +512,6 @@ func finish(done, console string, rescue []string, logf run.Logger, out io.Write
 	if len(rescue) > 0 {
 		others = " (rescue shells: " + strings.Join(rescue, ", ") + ")"
 	}
-	drainConsole(out, 3*time.Second)
 	banner := fmt.Sprintf("strata live shell on %s%s\r\n", console, others)
 	if err := shellLoop(console, banner, logf); err != nil {
 		fmt.Fprintf(out, "strata: no shell on %s: %v; leaving it to init\n", console, err)
