@@ -10,6 +10,7 @@
 #   DEST=/var/tmp/hb/dest bench/handoff.sh                         # write to disk (default: tmpfs)
 #   BEFORE=8f69118 bench/handoff.sh   # also strata as of that commit, in the same rounds
 #   RATE=1gbit bench/handoff.sh       # shape loopback like a network link (tc tbf on lo; root)
+#   ONLY='^small: .*rsync' RUNS=9 bench/handoff.sh   # only the cases whose label matches
 #
 # On loopback the servers share this machine's cores with the client, so
 # strata's SHA-256 of every byte competes with the transfer itself; RATE
@@ -210,6 +211,18 @@ scase "4 sets: strata manifest -j4" "4 sets: curl | tar parallel" "--jobs 4 $P_4
 scase "4 sets: strata rsync -j1"    "4 sets: rsync serial"        "--jobs 1 $P_4r"
 scase "4 sets: strata rsync -j4"    "4 sets: rsync parallel"      "--jobs 4 $P_4r"
 
+# ONLY: run just the cases whose label matches this (extended) regular
+# expression, e.g. ONLY='^small: (rsync|strata rsync)'.
+if [ -n "${ONLY:-}" ]; then
+  kl=() kc=()
+  for i in "${!labels[@]}"; do
+    [[ ${labels[$i]} =~ $ONLY ]] || continue
+    kl+=("${labels[$i]}") kc+=("${cmds[$i]}")
+  done
+  labels=("${kl[@]}") cmds=("${kc[@]}")
+  [ ${#labels[@]} -gt 0 ] || { echo "bench: no case matches ONLY=$ONLY" >&2; exit 2; }
+fi
+
 # children's user+sys seconds so far, from the shell's `times`
 # (`times` must run in this shell, not in a $(...) subshell: hence the file)
 cpu() { times > "$work/times"; }
@@ -250,14 +263,14 @@ for l in "${labels[@]}"; do
   esac
   read -r b m <<<"$(stat_ "${all[$l]}")"
   vs=""
-  if [ -n "${base_of[$l]:-}" ]; then
+  if [ -n "${base_of[$l]:-}" ] && [ -n "${all[${base_of[$l]}]:-}" ]; then
     bl=${base_of[$l]}
     read -r bb _ <<<"$(stat_ "${all[$bl]}")"
     vs=$(awk -v a="$b" -v b="$bb" -v c="${cpubest[$l]}" -v d="${cpubest[$bl]}" -v n="${bl#*: }" \
       'BEGIN { printf "%.2fx (%.2fx) %s", (b > 0 ? a / b : 0), (d > 0 ? c / d : 0), n }')
   fi
   printf '| %-42s | %6s s | %6s s | %5s MiB/s | %7s s | %-38s |\n' "$l" "$b" "$m" "$(awk -v n="$n" -v t="$b" 'BEGIN { printf "%.0f", (t > 0 ? n / t : 0) }')" "${cpubest[$l]}" "$vs"
-  if [ -n "${also_of[$l]:-}" ]; then
+  if [ -n "${also_of[$l]:-}" ] && [ -n "${all[${also_of[$l]}]:-}" ]; then
     al=${also_of[$l]}
     read -r ab _ <<<"$(stat_ "${all[$al]}")"
     vs=$(awk -v a="$b" -v b="$ab" -v c="${cpubest[$l]}" -v d="${cpubest[$al]}" -v n="${al#*: }" \
