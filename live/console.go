@@ -41,15 +41,24 @@ func kernelConsoles(cmdline string) []string {
 // written to a terminal directly, could overtake the end of the report
 // (seen in CI). Written to the terminal itself, the report is in the
 // terminal's queue before anything strata writes afterwards. It returns
-// nil when no console is named or none opens; close closes them.
-func openConsoles(cmdline, devDir string) (w io.Writer, close func()) {
+// nil when no console is named or none opens; closeAll closes them.
+func openConsoles(cmdline, devDir string) (w io.Writer, closeAll func()) {
 	var files []*os.File
 	var ws []io.Writer
 	for _, name := range kernelConsoles(cmdline) {
-		f, err := os.OpenFile(filepath.Join(devDir, name), os.O_WRONLY|unix.O_NOCTTY, 0)
+		// Opened without waiting for a modem's carrier (O_NONBLOCK), then
+		// written to blocking, so no line is dropped when the UART is
+		// behind.
+		p := filepath.Join(devDir, name)
+		fd, err := unix.Open(p, unix.O_WRONLY|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 		if err != nil {
 			continue // (console=null, or a UART that is not there)
 		}
+		if err := unix.SetNonblock(fd, false); err != nil {
+			unix.Close(fd)
+			continue
+		}
+		f := os.NewFile(uintptr(fd), p)
 		files = append(files, f)
 		ws = append(ws, skipErrors{f})
 	}
