@@ -9,6 +9,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// reportTo is where Run writes its report: in the live system, the
+// command line's consoles themselves when any opens (see openConsoles),
+// whatever cfg.Out is (the image's uinit is handed init's pipe as stdout);
+// otherwise cfg.Out.
+func reportTo(cfg Config, devDir string) (io.Writer, func()) {
+	if cfg.System {
+		if w, closeAll := openConsoles(cfg.Cmdline, devDir); w != nil {
+			return w, closeAll
+		}
+	}
+	return cfg.Out, func() {}
+}
+
 // kernelConsoles lists the devices the command line's console= parameters
 // name, in order, each once, without their line settings
 // ("console=ttyS0,115200n8" is ttyS0).

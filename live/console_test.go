@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -41,5 +42,28 @@ func TestOpenConsolesWritesToEach(t *testing.T) {
 	}
 	if w, _ := openConsoles("quiet console=ttyS9", dev); w != nil {
 		t.Error("openConsoles: a writer though no named console exists")
+	}
+}
+
+// The image's uinit runs with System and is handed a stdout (init's pipe,
+// through cmd/strata): the report must go to the consoles all the same.
+func TestReportToConsolesInTheLiveSystem(t *testing.T) {
+	dev := t.TempDir()
+	writeFile(t, filepath.Join(dev, "ttyS0"), "")
+	var given strings.Builder
+	cfg := Config{System: true, Out: &given, Cmdline: "console=ttyS0,115200n8 strata.yes"}
+	w, closeAll := reportTo(cfg, dev)
+	io.WriteString(w, "summary\n")
+	closeAll()
+	if b, _ := os.ReadFile(filepath.Join(dev, "ttyS0")); string(b) != "summary\n" || given.Len() != 0 {
+		t.Errorf("console got %q, the given Out %q; want all on the console", b, given.String())
+	}
+	// Not the live system (strata live on a workstation): the given Out.
+	cfg.System = false
+	w, closeAll = reportTo(cfg, dev)
+	io.WriteString(w, "report\n")
+	closeAll()
+	if given.String() != "report\n" {
+		t.Errorf("Out got %q, want the report", given.String())
 	}
 }

@@ -51,7 +51,8 @@ type Config struct {
 	Cmdline string
 	// Manifest is the image manifest; default manifest.Path.
 	Manifest string
-	// Out receives the report; default os.Stdout.
+	// Out receives the report; default os.Stdout. The live system (System)
+	// writes it to the command line's consoles instead when any opens.
 	Out io.Writer
 	// System makes Run act as the image's uinit: mount /run, create
 	// directories, load modules, configure the network, start rescue
@@ -72,8 +73,7 @@ const LogPath = "/run/strata/live.log"
 
 // Run is `strata live`.
 func Run(ctx context.Context, cfg Config) error {
-	defaultOut := cfg.Out == nil
-	if defaultOut {
+	if cfg.Out == nil {
 		cfg.Out = os.Stdout
 	}
 	if cfg.Manifest == "" {
@@ -82,7 +82,6 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.SysRoot == "" {
 		cfg.SysRoot = "/sys"
 	}
-	out := cfg.Out
 	start := time.Now()
 	var setupErrs []string
 	if cfg.System {
@@ -96,12 +95,8 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Cmdline = string(b)
 	}
 	params, perr := ParseCmdline(cfg.Cmdline)
-	if cfg.System && defaultOut {
-		if w, closeConsoles := openConsoles(cfg.Cmdline, "/dev"); w != nil {
-			defer closeConsoles()
-			out = w
-		}
-	}
+	out, closeConsoles := reportTo(cfg, "/dev")
+	defer closeConsoles()
 
 	logf := openLog(out, params.Debug, cfg.System)
 	if cfg.Runner == nil {
