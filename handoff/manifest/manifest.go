@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -35,7 +35,7 @@ func Parse(src string, r io.Reader) ([]Entry, error) {
 	n := 0
 	for sc.Scan() {
 		n++
-		line := strings.TrimRight(sc.Text(), "\r")
+		line := strings.TrimRight(string(sc.Bytes()), "\r")
 		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
@@ -59,14 +59,19 @@ func Parse(src string, r io.Reader) ([]Entry, error) {
 		return nil, errors.Join(errs...)
 	}
 	// A name that is also a directory of another name cannot be both.
+	// (Clean names: a directory is what comes before a slash.)
 	for _, e := range out {
-		for d := path.Dir(e.Path); d != "."; d = path.Dir(d) {
-			if l, ok := seen[d]; ok {
-				return nil, fmt.Errorf("manifest %s line %d: %s is a file on line %d and a directory here", src, e.Line, d, l)
+		for i := strings.LastIndexByte(e.Path, '/'); i > 0; i = strings.LastIndexByte(e.Path[:i], '/') {
+			if l, ok := seen[e.Path[:i]]; ok {
+				return nil, fmt.Errorf("manifest %s line %d: %s is a file on line %d and a directory here", src, e.Line, e.Path[:i], l)
 			}
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	// sha256sum's output is usually sorted already (find | sort).
+	byPath := func(a, b Entry) int { return strings.Compare(a.Path, b.Path) }
+	if !slices.IsSortedFunc(out, byPath) {
+		slices.SortFunc(out, byPath)
+	}
 	return out, nil
 }
 
@@ -75,7 +80,11 @@ func parseLine(line string) (Entry, error) {
 	if escaped {
 		line = line[1:]
 	}
-	if len(line) < 66 || !isHex(line[:64]) || line[64] != ' ' || (line[65] != ' ' && line[65] != '*') {
+	if len(line) < 66 || line[64] != ' ' || (line[65] != ' ' && line[65] != '*') {
+		return Entry{}, errors.New(`want "SHA256  NAME" as sha256sum prints it`)
+	}
+	sum, ok := lowerHex(line[:64])
+	if !ok {
 		return Entry{}, errors.New(`want "SHA256  NAME" as sha256sum prints it`)
 	}
 	name := line[66:]
@@ -89,7 +98,7 @@ func parseLine(line string) (Entry, error) {
 	if err != nil {
 		return Entry{}, fmt.Errorf("%q: %w", name, err)
 	}
-	return Entry{Path: p, SHA256: strings.ToLower(line[:64])}, nil
+	return Entry{Path: p, SHA256: sum}, nil
 }
 
 // Clean checks a manifest name and returns it relative and clean: no
@@ -105,10 +114,12 @@ func Clean(name string) (string, error) {
 	if strings.ContainsRune(name, 0) {
 		return "", errors.New("NUL in name")
 	}
-	for _, c := range strings.Split(name, "/") {
+	for rest := name; rest != ""; {
+		c, after, _ := strings.Cut(rest, "/")
 		if c == ".." {
 			return "", fmt.Errorf("'..' in name: %w", ErrEscape)
 		}
+		rest = after
 	}
 	p := path.Clean(name)
 	if p == "." {
@@ -142,14 +153,42 @@ func unescape(s string) (string, error) {
 	return b.String(), nil
 }
 
-func isHex(s string) bool {
-	for _, c := range s {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-			return false
+// lowerHex is s in lower case if it is all hex digits (s itself when it
+// already is, as sha256sum writes it: no copy per line).
+func lowerHex(s string) (string, bool) {
+	var kinds byte
+	for i := 0; i < len(s); i++ {
+		kinds |= hexKind[s[i]]
+	}
+	switch {
+	case kinds&notHex != 0:
+		return "", false
+	case kinds&upperHex != 0:
+		return strings.ToLower(s), true
+	}
+	return s, true
+}
+
+const (
+	lowerOrDigit = 1 << iota
+	upperHex
+	notHex
+)
+
+// hexKind classifies a byte for lowerHex: one table load per byte.
+var hexKind = func() (t [256]byte) {
+	for c := range t {
+		switch {
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'f':
+			t[c] = lowerOrDigit
+		case c >= 'A' && c <= 'F':
+			t[c] = upperHex
+		default:
+			t[c] = notHex
 		}
 	}
-	return true
-}
+	return t
+}()
 
 // Format writes entries as sha256sum would.
 func Format(w io.Writer, entries []Entry) error {

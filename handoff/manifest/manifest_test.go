@@ -2,10 +2,14 @@ package manifest
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -43,6 +47,9 @@ func TestParseRefuses(t *testing.T) {
 		{h1 + "  a/../../b\n", "'..' in name"},
 		{"abc  x\n", `want "SHA256  NAME"`},
 		{h1 + " x\n", `want "SHA256  NAME"`},
+		{"g" + h1[1:] + "  x\n", `want "SHA256  NAME"`},
+		{h1[:63] + "\xe9  x\n", `want "SHA256  NAME"`},
+		{h1 + "  a/b\n" + h2 + "  a/b/c/d\n", "line 2: a/b is a file on line 1 and a directory here"},
 		{h1 + "  x\n" + h2 + "  x\n", "line 2: x is already listed on line 1"},
 		{h1 + "  d\n" + h2 + "  d/x\n", "d is a file on line 1 and a directory here"},
 		{h1 + "  .\n", "names the directory itself"},
@@ -89,5 +96,32 @@ func TestReadsSha256sum(t *testing.T) {
 	check.Dir, check.Stdin = dir, &buf
 	if out, err := check.CombinedOutput(); err != nil {
 		t.Fatalf("sha256sum -c: %v: %s", err, out)
+	}
+}
+
+// BenchmarkParse: a manifest of 10,000 files as `find . -type f | sort |
+// xargs sha256sum` writes it (100 directories of 100 files), the size of the
+// hand-off benchmark's small-files dataset.
+func BenchmarkParse(b *testing.B) {
+	var names []string
+	for d := 0; d < 100; d++ {
+		for f := 0; f < 100; f++ {
+			names = append(names, fmt.Sprintf("./d%d/f%03d", d, f))
+		}
+	}
+	slices.Sort(names)
+	var buf bytes.Buffer
+	for _, n := range names {
+		s := sha256.Sum256([]byte(n))
+		fmt.Fprintf(&buf, "%s  %s\n", hex.EncodeToString(s[:]), n)
+	}
+	data := buf.Bytes()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		entries, err := Parse("bench", bytes.NewReader(data))
+		if err != nil || len(entries) != 10000 {
+			b.Fatalf("%d entries, %v", len(entries), err)
+		}
 	}
 }
