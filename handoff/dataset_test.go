@@ -1,11 +1,13 @@
 package handoff_test
 
 import (
+	"io/fs"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stratahq/strata/handoff"
 	"github.com/stratahq/strata/handoff/internal/testserver"
@@ -192,7 +194,8 @@ func TestRsyncDaemon(t *testing.T) {
 		{Name: "plain", Source: url + "plain", Path: "/srv/plain"},
 	}}
 	write(t, filepath.Join(root, "srv/plain/SHA256SUMS"), "the owner's own file\n")
-	r := handOff(t, root, p, handoff.Options{Creds: store, Jobs: 3})
+	// (Every progress report as an event: the dataset's last one is checked.)
+	r := handOff(t, root, p, handoff.Options{Creds: store, Jobs: 3, ProgressInterval: time.Nanosecond})
 	r.mustDone(t, "full", "sel", "plain")
 	if got := read(t, filepath.Join(root, "srv/plain/SHA256SUMS")); got != "the owner's own file\n" {
 		t.Errorf("a SHA256SUMS the source does not have was not left alone: %q", got)
@@ -205,6 +208,33 @@ func TestRsyncDaemon(t *testing.T) {
 	}
 	if got, want := listing(t, filepath.Join(root, "srv/music")), listing(t, src); got != want {
 		t.Errorf("rsync full differs:\n%s\nwant\n%s", got, want)
+	}
+	// Progress in bytes and files as rsync's lines come (the totals only
+	// with the hand-off's last report), never going back, up to every file
+	// the manifest lists (SHA256SUMS itself is not counted).
+	var files, size int64
+	filepath.WalkDir(src, func(_ string, d fs.DirEntry, _ error) error {
+		if info, err := d.Info(); err == nil && info.Mode().IsRegular() && d.Name() != "SHA256SUMS" {
+			files, size = files+1, size+info.Size()
+		}
+		return nil
+	})
+	var prev handoff.Counts
+	during, all := false, false
+	for _, ev := range r.ev.all {
+		if ev.Item.Name != "full" || ev.Type != handoff.Progress {
+			continue
+		}
+		c := ev.Counts
+		if c.Bytes < prev.Bytes || c.Files < prev.Files {
+			t.Errorf("progress went back: %v after %v", c, prev)
+		}
+		during = during || c.TotalBytes == -1 && c.Files > 0 && c.Bytes > 0
+		all = all || c.TotalBytes == -1 && c.Files == files && c.Bytes == size
+		prev = c
+	}
+	if !during || !all || files != 7 {
+		t.Errorf("progress during the transfer (%v), to all %d files (%v):\n%s", during, files, all, r.ev)
 	}
 	// The same selection over http picks the same files.
 	server := fileServer(t, dir)

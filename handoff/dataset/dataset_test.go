@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,13 +58,13 @@ func TestRsyncArgs(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := run.Quote(RsyncArgs(src, "/mnt/strata/home/me/music", pattern.Set{Include: []string{"favourites/**"}, Exclude: []string{"*.tmp"}}, place.Owner{UID: 1000, GID: 100}, ssh, true, false))
-	want := "-rlpt --numeric-ids --chown=1000:100 --partial --partial-dir=.strata-partial --timeout=120 --info=progress2 --no-inc-recursive --stats '--out-format=strata-done:%l %n' --exclude=/.strata-staging --include=/SHA256SUMS '--exclude=*.tmp' '--include=*/' '--include=favourites/**' '--exclude=*' --prune-empty-dirs --password-file=- -- rsync://backup@h:8873/media/music/ /mnt/strata/home/me/music/"
+	want := "-rlpt --numeric-ids --chown=1000:100 --partial --partial-dir=.strata-partial --timeout=120 --stats '--out-format=strata-done:%i %l %n' --exclude=/.strata-staging --include=/SHA256SUMS '--exclude=*.tmp' '--include=*/' '--include=favourites/**' '--exclude=*' --prune-empty-dirs --password-file=- -- rsync://backup@h:8873/media/music/ /mnt/strata/home/me/music/"
 	if got != want {
 		t.Errorf("rsync argv:\n got %s\nwant %s", got, want)
 	}
 	// Into the staging tree: in place, and the tree made the selection.
 	got = run.Quote(RsyncArgs(src, "/mnt/strata/home/me/music/.strata-staging/tree", pattern.Set{}, place.Owner{UID: 1000, GID: 100}, ssh, true, true))
-	want = "-rlpt --numeric-ids --chown=1000:100 --inplace --delete --delete-excluded --timeout=120 --info=progress2 --no-inc-recursive --stats '--out-format=strata-done:%l %n' --exclude=/.strata-staging --password-file=- -- rsync://backup@h:8873/media/music/ /mnt/strata/home/me/music/.strata-staging/tree/"
+	want = "-rlpt --numeric-ids --chown=1000:100 --inplace --delete --delete-excluded --timeout=120 --stats '--out-format=strata-done:%i %l %n' --exclude=/.strata-staging --password-file=- -- rsync://backup@h:8873/media/music/ /mnt/strata/home/me/music/.strata-staging/tree/"
 	if got != want {
 		t.Errorf("staged rsync argv:\n got %s\nwant %s", got, want)
 	}
@@ -76,16 +77,73 @@ func TestRsyncArgs(t *testing.T) {
 	}
 }
 
+// Progress comes from rsync's per-item lines: a received file counts once
+// the next one starts (or rsync ends well), the file being received counts
+// as far as it is written, and the generator's lines (directories,
+// symlinks, deletions) count for nothing.
 func TestRsyncProgress(t *testing.T) {
 	var got []Progress
-	w := &progressWriter{report: func(p Progress) { got = append(got, p) }, base: 100}
-	w.Write([]byte("      32,768   1%    0.00kB/s    0:00:00 (xfr#0, to-chk=9/10)\r  3,276,800  50%  100.00MB/s    0:00:01 (xfr#4, to-chk=5/10)\n\nNumber of files: 11 (reg: 10, dir: 1)\nTotal file size: 6,553,600 bytes\n"))
-	w.flush()
-	if len(got) != 2 || got[1].Bytes != 3276900 || got[1].TotalBytes != 100+6553600 || got[1].Files != 5 || got[1].TotalFiles != 10 {
-		t.Errorf("progress %+v", got)
+	var started []string
+	written := int64(0)
+	w := &progressWriter{
+		report: func(p Progress) { got = append(got, p) },
+		done:   func(size int64, name string) { started = append(started, fmt.Sprint(size, " ", name)) },
+		live:   func(name string) int64 { return written },
+		stats:  rsyncStats{bytes: 100, done: 1}, // an earlier attempt's
 	}
-	if w.stats.files != 10 || w.stats.size != 6553600 {
+	last := func() Progress {
+		t.Helper()
+		if len(got) == 0 {
+			t.Fatal("no progress reported")
+		}
+		return got[len(got)-1]
+	}
+	w.Write([]byte(doneMarker + "*deleting   0 old/\n" + doneMarker + "cd+++++++++ 4,096 sub/\n" +
+		doneMarker + ">f+++++++++ 1,000 sub/a b\n" + doneMarker + "cL+++++++++ 1 lnk\n"))
+	if p := last(); p.Bytes != 100 || p.Files != 1 || p.TotalBytes != -1 || p.TotalFiles != -1 {
+		t.Errorf("while sub/a b is received: %+v", p)
+	}
+	w.reported = time.Time{} // (reports are spaced by progressEvery)
+	w.Write([]byte(doneMarker + ">f+++++++++ 5,000,000 big\n"))
+	if p := last(); p.Bytes != 1100 || p.Files != 2 {
+		t.Errorf("sub/a b complete: %+v", p)
+	}
+	written = 2_000_000
+	w.reported = time.Time{}
+	w.Write([]byte("\r")) // (any output, or a tick)
+	if p := last(); p.Bytes != 2_001_100 || p.Files != 2 {
+		t.Errorf("big written to 2 MB: %+v", p)
+	}
+	written = 0 // (a look that misses the file: reports never go back)
+	w.reported = time.Time{}
+	w.Write([]byte("\n"))
+	if p := last(); p.Bytes != 2_001_100 {
+		t.Errorf("progress went back: %+v", p)
+	}
+	w.Write([]byte("\nNumber of files: 4 (reg: 2, dir: 1, link: 1)\nTotal file size: 5,001,001 bytes\n"))
+	w.flush(true)
+	if p := last(); p.Bytes != 5_001_100 || p.Files != 3 {
+		t.Errorf("at the end: %+v", p)
+	}
+	if w.stats.files != 2 || w.stats.size != 5001001 {
 		t.Errorf("stats %+v", w.stats)
+	}
+	if want := []string{"1000 sub/a b", "5000000 big"}; !slices.Equal(started, want) {
+		t.Errorf("files started %q, want %q", started, want)
+	}
+	// Cut while receiving: the file being received is not complete.
+	w = &progressWriter{report: func(p Progress) { got = append(got, p) }}
+	w.Write([]byte(doneMarker + ">f+++++++++ 10 x\n"))
+	w.flush(false)
+	if p := last(); p.Files != 0 || p.Bytes != 0 {
+		t.Errorf("after a cut: %+v", p)
+	}
+	// The manifest that comes with the transfer is not one of the files.
+	w = &progressWriter{report: func(p Progress) { got = append(got, p) }, uncounted: DefaultManifest}
+	w.Write([]byte(doneMarker + ">f+++++++++ 700 SHA256SUMS\n" + doneMarker + ">f+++++++++ 10 x\n"))
+	w.flush(true)
+	if p := last(); p.Files != 1 || p.Bytes != 10 {
+		t.Errorf("with the manifest: %+v", p)
 	}
 }
 
@@ -120,10 +178,9 @@ func TestEarlyHashes(t *testing.T) {
 	sumA := write("a", "first a")
 	sumB := write("b", "b")
 	e := newEarlyHasher(tr)
-	for _, l := range []string{"7 a", "4,096 sub/", "1 b"} {
-		e.add(l)
-	}
-	early := e.stop()
+	e.add(7, "a")
+	e.add(1, "b")
+	early, _ := e.stop()
 	if _, ok := early["a"]; !ok || len(early) != 1 {
 		t.Fatalf("early sums %v, want a only (b was the last line)", early)
 	}
@@ -144,6 +201,53 @@ func TestEarlyHashes(t *testing.T) {
 	}
 }
 
+// The manifest coming with the transfer is read as soon as it is in place
+// (not hashed), and what was read says which inode it was, so a manifest
+// replaced afterwards is read again.
+func TestEarlyReadsManifest(t *testing.T) {
+	dest := t.TempDir()
+	tr := testTree(t, dest)
+	sum := sha256.Sum256([]byte("a"))
+	m := hex.EncodeToString(sum[:]) + "  a\n"
+	for name, content := range map[string]string{"SHA256SUMS": m, "a": "a", "b": "b"} {
+		if err := os.WriteFile(filepath.Join(dest, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := newEarlyHasher(tr)
+	e.manifest, e.manifestSrc = DefaultManifest, "rsync://h/m/SHA256SUMS"
+	e.add(int64(len(m)), "SHA256SUMS")
+	e.add(1, "a")
+	e.add(1, "b")
+	sums, read := e.stop()
+	if read == nil || len(read.entries) != 1 || read.entries[0].Path != "a" || read.size != int64(len(m)) || read.digest != digest([]byte(m)) {
+		t.Fatalf("manifest read during the transfer: %+v", read)
+	}
+	if _, ok := sums["SHA256SUMS"]; ok || sums["a"].sum != hex.EncodeToString(sum[:]) {
+		t.Errorf("early sums %v: want a's, not the manifest's", sums)
+	}
+	if id, err := tr.stat("SHA256SUMS"); err != nil || id != read.id {
+		t.Errorf("identity %+v, read %+v (%v)", id, read.id, err)
+	}
+	time.Sleep(10 * time.Millisecond) // (a ctime the kernel can tell apart)
+	if err := os.WriteFile(filepath.Join(dest, "SHA256SUMS.new"), []byte(m+m), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Rename(filepath.Join(dest, "SHA256SUMS.new"), filepath.Join(dest, "SHA256SUMS"))
+	if id, _ := tr.stat("SHA256SUMS"); id == read.id {
+		t.Error("a replaced manifest has the identity of the one read")
+	}
+	// One that does not parse is left for the check after the transfer.
+	os.WriteFile(filepath.Join(dest, "SHA256SUMS"), []byte("not a manifest\n"), 0o644)
+	e = newEarlyHasher(tr)
+	e.manifest = DefaultManifest
+	e.add(15, "SHA256SUMS")
+	e.add(1, "a")
+	if _, read := e.stop(); read != nil {
+		t.Errorf("a manifest that does not parse was taken: %+v", read)
+	}
+}
+
 // A large file is hashed as rsync writes it: its temporary file is followed
 // until rsync moves on, and the sum recorded with the final inode.
 func TestEarlyHashFollowsTempFile(t *testing.T) {
@@ -157,7 +261,7 @@ func TestEarlyHashFollowsTempFile(t *testing.T) {
 	for _, early := range []bool{false, true} {
 		os.Remove(filepath.Join(dest, "big"))
 		e := newEarlyHasher(tr)
-		e.add(fmt.Sprintf("%d big", len(data)))
+		e.add(int64(len(data)), "big")
 		tmp := filepath.Join(dest, ".big.Ab12Cd")
 		f, err := os.Create(tmp)
 		if err != nil {
@@ -167,15 +271,15 @@ func TestEarlyHashFollowsTempFile(t *testing.T) {
 			f.Write(data[off:min(off+1<<20, len(data))])
 			time.Sleep(time.Millisecond)
 			if early && off == 4<<20 {
-				e.add("4096 sub/") // a line before the file is complete
+				e.add(10, "next0") // a wrong guess (rsync's receiver takes one file at a time)
 			}
 		}
 		f.Close()
 		if err := os.Rename(tmp, filepath.Join(dest, "big")); err != nil {
 			t.Fatal(err)
 		}
-		e.add("10 next")
-		sums := e.stop()
+		e.add(10, "next")
+		sums, _ := e.stop()
 		entries := []manifest.Entry{{Path: "big", SHA256: hex.EncodeToString(want[:]), Line: 1}}
 		if n, _, _, err := tr.verify(context.Background(), entries, 1, sums); err != nil || n != 1 {
 			t.Fatalf("early=%v: verify: %d, %v", early, n, err)

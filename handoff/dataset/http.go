@@ -50,9 +50,8 @@ func readManifest(ctx context.Context, murl string, opt Options) ([]manifest.Ent
 	if len(data) > maxManifest {
 		return nil, "", fmt.Errorf("manifest %s is larger than %d bytes", murl, maxManifest)
 	}
-	sum := sha256.Sum256(data)
 	entries, err := manifest.Parse(murl, bytes.NewReader(data))
-	return entries, hex.EncodeToString(sum[:]), err
+	return entries, digest(data), err
 }
 
 // selectEntries keeps the manifest entries a selection takes.
