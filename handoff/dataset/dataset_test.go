@@ -248,6 +248,22 @@ func TestEarlyReadsManifest(t *testing.T) {
 	}
 }
 
+// The live size of a file rsync is receiving into a destination with files
+// is its temporary file's (.NAME.XXXXXX next to it); none is 0.
+func TestTempSize(t *testing.T) {
+	dest := t.TempDir()
+	tr := testTree(t, dest)
+	os.MkdirAll(filepath.Join(dest, "sub"), 0o755)
+	os.WriteFile(filepath.Join(dest, "sub", ".big.Ab12Cd"), make([]byte, 12345), 0o600)
+	os.WriteFile(filepath.Join(dest, "sub", ".big.toolong"), make([]byte, 99), 0o600)
+	if n := tr.tempSize("sub/big"); n != 12345 {
+		t.Errorf("tempSize(sub/big) = %d, want 12345", n)
+	}
+	if n := tr.tempSize("sub/other"); n != 0 {
+		t.Errorf("tempSize of a file with no temporary file = %d", n)
+	}
+}
+
 // A large file is hashed as rsync writes it: its temporary file is followed
 // until rsync moves on, and the sum recorded with the final inode.
 func TestEarlyHashFollowsTempFile(t *testing.T) {
