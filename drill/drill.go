@@ -291,7 +291,7 @@ func (d *drill) prepare() error {
 		}
 	}
 	if p.Bootloader != nil {
-		p.Bootloader.Cmdline = strings.TrimSpace(p.Bootloader.Cmdline + " console=ttyS0,115200")
+		p.Bootloader.Cmdline = strings.TrimSpace(p.Bootloader.Cmdline + " " + drillCmdline)
 	}
 	if err := p.Validate(); err != nil {
 		return fmt.Errorf("adapted profile: %w", err)
@@ -474,6 +474,13 @@ func (d *drill) start(ctx context.Context, ph *Phase, cfg vm.Config) (*vm.VM, er
 	}
 	return v, err
 }
+
+// drillCmdline is added to the restored system's kernel command line: its
+// serial console for the drill to read, and a longer wait for devices than
+// systemd's 90 s, since an emulated guest (TCG) on a busy host can stall
+// for most of a minute (seen: both vCPUs stuck 45 s in modprobe, udev's
+// device jobs timed out, emergency mode) without anything being wrong.
+const drillCmdline = "console=ttyS0,115200 systemd.default_timeout_start_sec=300"
 
 var unlockRE = `(Please unlock disk \S+|Enter passphrase for \S+)`
 
