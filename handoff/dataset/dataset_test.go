@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/stratahq/strata/handoff/place"
 	"github.com/stratahq/strata/internal/run"
 	"github.com/stratahq/strata/profile"
+	"golang.org/x/sys/unix"
 )
 
 func TestClassify(t *testing.T) {
@@ -245,6 +247,15 @@ func TestEarlyReadsManifest(t *testing.T) {
 	e.add(1, "a")
 	if _, read := e.stop(); read != nil {
 		t.Errorf("a manifest that does not parse was taken: %+v", read)
+	}
+	// After the transfer: none is ENOENT (rsync's checksums then); one that
+	// is a symlink is refused, not followed out of the dataset.
+	if _, err := tr.readManifest("none", "m"); !errors.Is(err, unix.ENOENT) {
+		t.Errorf("no manifest: %v", err)
+	}
+	os.Symlink("/etc/hostname", filepath.Join(dest, "link"))
+	if m, err := tr.readManifest("link", "m"); err == nil || !strings.Contains(err.Error(), "symlink") {
+		t.Errorf("a symlinked manifest: %+v, %v", m, err)
 	}
 }
 

@@ -224,13 +224,10 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 		return t.tempSize(rel)
 	}
 	for attempt := 0; ; attempt++ {
-		pw := &progressWriter{report: opt.Progress, done: early.add, live: live,
+		// (The dataset's count is the manifest's files: the manifest that
+		// comes with the transfer is not counted, whether it stays or not.)
+		pw := &progressWriter{report: opt.Progress, done: early.add, live: live, uncounted: early.manifest,
 			stats: rsyncStats{bytes: stats.bytes, done: stats.done, shown: stats.shown}}
-		if p.Manifest == "" {
-			// The dataset's count is the manifest's files: the manifest
-			// itself is not counted (whether it stays or not).
-			pw.uncounted = DefaultManifest
-		}
 		out, err := newPacedOutput(pw)
 		if err != nil {
 			return res, err
@@ -269,19 +266,12 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 	if p.Manifest == "" {
 		// Read during the transfer if it is still that file, else now.
 		if id, err := t.stat(DefaultManifest); read == nil || err != nil || id != read.id {
-			read = &manifestRead{}
-			data, err := os.ReadFile(topManifest)
+			read, err = t.readManifest(DefaultManifest, early.manifestSrc)
 			switch {
-			case err == nil:
-				read.size, read.digest = int64(len(data)), digest(data)
-				if read.entries, err = manifest.Parse(src+DefaultManifest, bytes.NewReader(data)); err != nil {
-					return res, err
-				}
-			case errors.Is(err, os.ErrNotExist):
-				read = nil
+			case errors.Is(err, unix.ENOENT):
 				opt.Log("dataset: %s has no %s; rsync's own checksums verify the transfer", src, DefaultManifest)
-			default:
-				return res, fmt.Errorf("manifest: %w", err)
+			case err != nil:
+				return res, fmt.Errorf("manifest %s: %w", topManifest, err)
 			}
 		}
 		if read != nil {
@@ -466,31 +456,37 @@ func digest(data []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// readManifest reads and parses the manifest rel during the transfer. A
-// manifest that does not parse is left for the check afterwards, which
-// reads it again and says what is wrong.
-func (e *earlyHasher) readManifest(rel string) {
-	fd, err := e.tree.open(rel, false)
+// readManifest reads and parses the manifest rel, a regular file beneath
+// the tree (src names it in errors).
+func (t tree) readManifest(rel, src string) (*manifestRead, error) {
+	fd, err := t.open(rel, false)
 	if err != nil {
-		return
+		return nil, err
 	}
 	f := os.NewFile(uintptr(fd), rel)
 	defer f.Close()
 	var st unix.Stat_t
-	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size > maxManifest {
-		return
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("stat: %w", err)
+	}
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		return nil, fmt.Errorf("not a regular file (mode %o)", st.Mode&unix.S_IFMT)
+	case st.Size > maxManifest:
+		return nil, fmt.Errorf("larger than %d bytes", maxManifest)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxManifest+1))
-	if err != nil || int64(len(data)) != st.Size {
-		return
-	}
-	entries, err := manifest.Parse(e.manifestSrc, bytes.NewReader(data))
 	if err != nil {
-		return
+		return nil, fmt.Errorf("read: %w", err)
 	}
-	e.mu.Lock()
-	e.read = &manifestRead{entries, st.Size, digest(data), identity{int64(st.Ino), st.Ctim.Nano(), st.Size}}
-	e.mu.Unlock()
+	if int64(len(data)) != st.Size {
+		return nil, errors.New("changed while it was read")
+	}
+	entries, err := manifest.Parse(src, bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	return &manifestRead{entries, st.Size, digest(data), identity{int64(st.Ino), st.Ctim.Nano(), st.Size}}, nil
 }
 
 type earlySum struct {
@@ -507,7 +503,13 @@ func newEarlyHasher(t tree) *earlyHasher {
 		for batch := range e.queue {
 			for _, rel := range batch {
 				if rel == e.manifest {
-					e.readManifest(rel)
+					// (one that cannot be read or parsed is read again after
+					// the transfer, which says what is wrong)
+					if m, err := e.tree.readManifest(rel, e.manifestSrc); err == nil {
+						e.mu.Lock()
+						e.read = m
+						e.mu.Unlock()
+					}
 					continue
 				}
 				// (no second look: the identity is checked at the end)
