@@ -275,4 +275,22 @@ func TestRsyncDaemon(t *testing.T) {
 	if exists(filepath.Join(root, "srv/bad/bad.txt")) || marker(t, root, "dataset", "bad") != nil {
 		t.Error("a mismatching file stayed in place, or the dataset was marked done")
 	}
+	// The profile's manifest, over http, vouches for the bytes whatever
+	// the rsync source's SHA256SUMS says: the tampered file fails against
+	// one made before, and passes against one made of what is served now.
+	pinned := t.TempDir()
+	write(t, filepath.Join(pinned, "before"), sumOf([]byte("good\n"))+"  good.txt\n"+sumOf([]byte("original\n"))+"  bad.txt\n")
+	write(t, filepath.Join(pinned, "now"), sumOf([]byte("good\n"))+"  good.txt\n"+sumOf([]byte("tampered\n"))+"  bad.txt\n")
+	murl := fileServer(t, pinned)
+	r = handOff(t, root, &profile.Profile{Datasets: []profile.Dataset{
+		{Name: "before", Source: burl + "bad", Path: "/srv/before", Manifest: murl + "before"},
+		{Name: "now", Source: burl + "bad", Path: "/srv/now", Manifest: murl + "now"},
+	}}, handoff.Options{})
+	if it := r.status(t, "before"); it.Status != handoff.Failed || !strings.Contains(it.Err.Error(), "file bad.txt (manifest line 2): checksum mismatch") {
+		t.Errorf("rsync file against the profile's manifest: %s %v", it.Status, it.Err)
+	}
+	r.mustDone(t, "now")
+	if m := marker(t, root, "dataset", "now"); m == nil || m.Verified != "sha256 manifest "+murl+"now" || m.Files != 2 {
+		t.Errorf("marker %+v, want verified by the profile's manifest", m)
+	}
 }

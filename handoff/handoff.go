@@ -57,6 +57,9 @@ type Options struct {
 	FileJobs int
 	// Retries bounds the resumes of one cut transfer (default 5).
 	Retries int
+	// StallLimit is how long an rsync transfer may move nothing before it
+	// is taken for a dead connection and resumed (default 2 minutes).
+	StallLimit time.Duration
 	// Runner runs git, svn and rsync (default run.Exec logging to Log). Datasets
 	// run in parallel, so it must be safe for concurrent use (run.Exec is).
 	Runner run.Runner
@@ -488,7 +491,7 @@ func (h *handoff) dataset(ctx context.Context, d profile.Dataset) ItemReport {
 	prog := h.progress(it)
 	res, err := dataset.Fetch(ctx, d, dest, dataset.Options{
 		Runner: h.opt.Runner, Creds: h.opt.Creds, Server: h.opt.Server, Owner: fileOwner,
-		FileJobs: h.opt.FileJobs, Retries: h.opt.Retries, Log: h.opt.Log, TempDir: h.opt.TempDir,
+		FileJobs: h.opt.FileJobs, Retries: h.opt.Retries, StallLimit: h.opt.StallLimit, Log: h.opt.Log, TempDir: h.opt.TempDir,
 		Progress: func(p dataset.Progress) {
 			if plan.Method != dataset.Buffer {
 				prog(Counts(p), false)

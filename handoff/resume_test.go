@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stratahq/strata/handoff"
 	"github.com/stratahq/strata/handoff/internal/testserver"
@@ -163,6 +164,46 @@ func TestRsyncResumeAfterCut(t *testing.T) {
 	}
 	if exists(filepath.Join(root, "srv/video/.strata-partial")) {
 		t.Error("partial directory left after success")
+	}
+}
+
+// TestRsyncResumeAfterStall: the link dies without a word mid-transfer
+// (nothing more arrives, nothing is closed). rsync would wait for ever;
+// strata sees its processes move nothing for the stall limit, stops them
+// and resumes. A slow transfer, where something moves less often than the
+// limit but keeps moving, is left alone.
+func TestRsyncResumeAfterStall(t *testing.T) {
+	t.Parallel()
+	src := filepath.Join(t.TempDir(), "video")
+	randomFile(t, filepath.Join(src, "film.mkv"), big, 45)
+	sha256sums(t, src)
+	_, port := testserver.RsyncDaemon(t, testserver.RsyncModule{Name: "video", Path: src})
+	proxy := testserver.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", port), 12<<20)
+	proxy.Silent.Store(true)
+	root := newRoot(t)
+	p := &profile.Profile{Datasets: []profile.Dataset{{Name: "video", Source: "rsync://" + proxy.Addr + "/video", Path: "/srv/video"}}}
+	r := handOff(t, root, p, handoff.Options{StallLimit: 2 * time.Second})
+	r.mustDone(t, "video")
+	if proxy.Cuts() != 1 || !strings.Contains(r.log.String(), "rsync moved no byte for 2s") {
+		t.Fatalf("want one silent cut noticed (%d cuts):\n%s", proxy.Cuts(), r.log)
+	}
+	if got, want := listing(t, filepath.Join(root, "srv/video")), listing(t, src); got != want {
+		t.Errorf("after the stall:\n%s\nwant\n%s", got, want)
+	}
+	if per := proxy.Bytes(); per[len(per)-1] > big*3/4 {
+		t.Errorf("the resumed transfer started over: %v", per)
+	}
+
+	slowSrc := filepath.Join(t.TempDir(), "slow")
+	randomFile(t, filepath.Join(slowSrc, "a.bin"), 384<<10, 46)
+	_, sport := testserver.RsyncDaemon(t, testserver.RsyncModule{Name: "slow", Path: slowSrc})
+	slow := testserver.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", sport), 0)
+	slow.SetPace(300 * time.Millisecond) // 12 chunks of 32 KiB: about 4 s
+	p = &profile.Profile{Datasets: []profile.Dataset{{Name: "slow", Source: "rsync://" + slow.Addr + "/slow", Path: "/srv/slow"}}}
+	r = handOff(t, root, p, handoff.Options{StallLimit: time.Second})
+	r.mustDone(t, "slow")
+	if l := r.log.String(); strings.Contains(l, "moved no byte") || strings.Contains(l, "resuming") || strings.Contains(l, "cannot watch") {
+		t.Errorf("a slow transfer was taken for a dead one:\n%s", r.log)
 	}
 }
 

@@ -56,6 +56,9 @@ type Options struct {
 	FileJobs int
 	// Retries bounds how often a cut transfer is resumed (default 5).
 	Retries int
+	// StallLimit is how long an rsync transfer may move nothing before it
+	// is taken for a dead connection and resumed (default 2 minutes).
+	StallLimit time.Duration
 	// Progress, when set, hears bytes and files as they arrive. It may be
 	// called from several goroutines, never at the same time.
 	Progress func(Progress)
@@ -185,6 +188,9 @@ func Fetch(ctx context.Context, d profile.Dataset, dest string, opt Options) (Re
 	}
 	if opt.Retries <= 0 {
 		opt.Retries = 5
+	}
+	if opt.StallLimit <= 0 {
+		opt.StallLimit = defaultStallLimit
 	}
 	if opt.Log == nil {
 		opt.Log = func(string, ...any) {}

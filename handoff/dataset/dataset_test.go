@@ -60,13 +60,13 @@ func TestRsyncArgs(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := run.Quote(RsyncArgs(src, "/mnt/strata/home/me/music", pattern.Set{Include: []string{"favourites/**"}, Exclude: []string{"*.tmp"}}, place.Owner{UID: 1000, GID: 100}, ssh, true, false))
-	want := "-rlpt --numeric-ids --chown=1000:100 --partial --partial-dir=.strata-partial --timeout=120 --stats '--out-format=strata-done:%i %l %n' --exclude=/.strata-staging --include=/SHA256SUMS '--exclude=*.tmp' '--include=*/' '--include=favourites/**' '--exclude=*' --prune-empty-dirs --password-file=- -- rsync://backup@h:8873/media/music/ /mnt/strata/home/me/music/"
+	want := "-rlpt --numeric-ids --chown=1000:100 --partial --partial-dir=.strata-partial --stats '--out-format=strata-done:%i %l %n' --exclude=/.strata-staging --include=/SHA256SUMS '--exclude=*.tmp' '--include=*/' '--include=favourites/**' '--exclude=*' --prune-empty-dirs --password-file=- -- rsync://backup@h:8873/media/music/ /mnt/strata/home/me/music/"
 	if got != want {
 		t.Errorf("rsync argv:\n got %s\nwant %s", got, want)
 	}
 	// Into the staging tree: in place, and the tree made the selection.
 	got = run.Quote(RsyncArgs(src, "/mnt/strata/home/me/music/.strata-staging/tree", pattern.Set{}, place.Owner{UID: 1000, GID: 100}, ssh, true, true))
-	want = "-rlpt --numeric-ids --chown=1000:100 --inplace --delete --delete-excluded --timeout=120 --stats '--out-format=strata-done:%i %l %n' --exclude=/.strata-staging --password-file=- -- rsync://backup@h:8873/media/music/ /mnt/strata/home/me/music/.strata-staging/tree/"
+	want = "-rlpt --numeric-ids --chown=1000:100 --inplace --delete --delete-excluded --stats '--out-format=strata-done:%i %l %n' --exclude=/.strata-staging --password-file=- -- rsync://backup@h:8873/media/music/ /mnt/strata/home/me/music/.strata-staging/tree/"
 	if got != want {
 		t.Errorf("staged rsync argv:\n got %s\nwant %s", got, want)
 	}
@@ -160,8 +160,10 @@ func testTree(t *testing.T, dir string) tree {
 }
 
 // The early hasher takes a file once rsync has printed the next line (the
-// file is renamed into place by then), and verify trusts an early sum
-// only while the file is the same inode, ctime and size.
+// file is renamed into place by then), and a sum counts only as of the
+// file's last line: a file printed again (rsync's redo) is hashed again.
+// verify takes an early sum as it is, or with confirm only while the file
+// is the same inode, ctime and size.
 func TestEarlyHashes(t *testing.T) {
 	dest := t.TempDir()
 	tr := testTree(t, dest)
@@ -189,16 +191,53 @@ func TestEarlyHashes(t *testing.T) {
 	if early["a"].sum != sumA {
 		t.Errorf("early sum of a %s, want %s", early["a"].sum, sumA)
 	}
-	// a replaced after it was hashed: its early sum must not count.
-	sumA2 := write("a", "second a")
-	entries := []manifest.Entry{{Path: "a", SHA256: sumA2, Line: 1}, {Path: "b", SHA256: sumB, Line: 2}}
-	if n, _, _, err := tr.verify(context.Background(), entries, 2, early); err != nil || n != 2 {
-		t.Fatalf("a replaced after its early hash: %d, %v", n, err)
+	entries := []manifest.Entry{{Path: "a", SHA256: sumA, Line: 1}, {Path: "b", SHA256: sumB, Line: 2}}
+	if n, _, fromEarly, err := tr.verify(context.Background(), entries, 2, early, false); err != nil || n != 2 || fromEarly != 1 {
+		t.Fatalf("verify: %d files, %d from early sums, %v", n, fromEarly, err)
 	}
-	// An early sum for the file as it is now is used without reading it.
+
+	// rsync's redo: a is hashed, then written again and printed again; the
+	// run ends before the hasher takes it again. The first sum must not
+	// count (it is a's old content).
+	e = newEarlyHasher(tr)
+	e.add(7, "a")
+	e.add(1, "b")
+	e.hand()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		e.mu.Lock()
+		_, ok := e.sums["a"]
+		e.mu.Unlock()
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a was never hashed")
+		}
+	}
+	sumA2 := write("a", "second a")
+	e.add(8, "a")
+	early, _ = e.stop()
+	if s, ok := early["a"]; ok {
+		t.Fatalf("a's sum from before its second line counts: %+v", s)
+	}
+	entries[0].SHA256 = sumA2
+	if n, _, _, err := tr.verify(context.Background(), entries, 2, early, false); err != nil || n != 2 {
+		t.Fatalf("after the redo: %d, %v", n, err)
+	}
+
+	// a replaced without a line (which rsync does not do): an early sum is
+	// taken as it is, unless confirmed by the file's identity.
+	stale := map[string]earlySum{"a": {hashed{sumA, 7}, 0, 0, 1}}
+	if _, _, _, err := tr.verify(context.Background(), entries[:1], 1, stale, false); err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
+		t.Fatalf("an early sum was not taken as it is: %v", err)
+	}
+	write("a", "second a") // (the mismatch removed it)
+	if n, _, fromEarly, err := tr.verify(context.Background(), entries[:1], 1, stale, true); err != nil || n != 1 || fromEarly != 0 {
+		t.Fatalf("confirm took an early sum for another inode: %d from early, %v", fromEarly, err)
+	}
 	id, _ := tr.stat("b")
-	early = map[string]earlySum{"b": {hashed{strings.Repeat("0", 64), id.size}, id.ino, id.ctimeNs}}
-	if _, _, _, err := tr.verify(context.Background(), entries[1:], 2, early); err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
+	early = map[string]earlySum{"b": {hashed{strings.Repeat("0", 64), id.size}, id.ino, id.ctimeNs, 1}}
+	if _, _, _, err := tr.verify(context.Background(), entries[1:], 2, early, true); err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
 		t.Fatalf("an early sum for the file in place was not used: %v", err)
 	}
 }
@@ -308,7 +347,7 @@ func TestEarlyHashFollowsTempFile(t *testing.T) {
 		e.add(10, "next")
 		sums, _ := e.stop()
 		entries := []manifest.Entry{{Path: "big", SHA256: hex.EncodeToString(want[:]), Line: 1}}
-		if n, _, _, err := tr.verify(context.Background(), entries, 1, sums); err != nil || n != 1 {
+		if n, _, _, err := tr.verify(context.Background(), entries, 1, sums, true); err != nil || n != 1 {
 			t.Fatalf("early=%v: verify: %d, %v", early, n, err)
 		}
 		if early {

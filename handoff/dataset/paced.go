@@ -22,6 +22,7 @@ type pacedOutput struct {
 	w    *os.File // for the child (Cmd.Stdout)
 	r    int
 	stop atomic.Bool
+	wake chan struct{} // closed once the child has exited: read what is left now
 	done chan struct{}
 }
 
@@ -41,7 +42,7 @@ func newPacedOutput(dst io.Writer) (*pacedOutput, error) {
 		return nil, fmt.Errorf("pipe: %w", err)
 	}
 	_, _ = unix.FcntlInt(uintptr(p[0]), unix.F_SETPIPE_SZ, 1<<20) // more slack when it can
-	o := &pacedOutput{w: os.NewFile(uintptr(p[1]), "stdout"), r: p[0], done: make(chan struct{})}
+	o := &pacedOutput{w: os.NewFile(uintptr(p[1]), "stdout"), r: p[0], wake: make(chan struct{}), done: make(chan struct{})}
 	go o.copy(dst)
 	return o, nil
 }
@@ -50,6 +51,8 @@ func (o *pacedOutput) copy(dst io.Writer) {
 	defer close(o.done)
 	defer unix.Close(o.r)
 	buf := make([]byte, 256<<10)
+	pause := time.NewTimer(pace)
+	defer pause.Stop()
 	for {
 		n, err := unix.Read(o.r, buf)
 		switch {
@@ -67,7 +70,11 @@ func (o *pacedOutput) copy(dst io.Writer) {
 		if o.stop.Load() {
 			return
 		}
-		time.Sleep(pace)
+		pause.Reset(pace)
+		select {
+		case <-pause.C:
+		case <-o.wake:
+		}
 	}
 }
 
@@ -76,6 +83,7 @@ func (o *pacedOutput) copy(dst io.Writer) {
 // started still holds the pipe open, for a second at most.
 func (o *pacedOutput) close() {
 	o.w.Close()
+	close(o.wake)
 	select {
 	case <-o.done:
 	case <-time.After(time.Second):

@@ -82,7 +82,7 @@ func RsyncArgs(src, dest string, sel pattern.Set, o place.Owner, ssh []string, m
 	} else {
 		args = append(args, "--partial", "--partial-dir="+PartialDir)
 	}
-	args = append(args, "--timeout=120", "--stats", "--out-format="+doneMarker+"%i %l %n",
+	args = append(args, "--stats", "--out-format="+doneMarker+"%i %l %n",
 		"--exclude=/"+place.StagingName)
 	if manifest && !sel.Empty() {
 		args = append(args, "--include=/"+DefaultManifest)
@@ -233,7 +233,10 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 			return res, err
 		}
 		stopTicks := pw.tickEvery(liveEvery)
-		_, err = opt.Runner.Run(ctx, run.Cmd{Name: "rsync", Args: args, Stdin: strings.NewReader(password), Stdout: out.w})
+		var watch *stallWatch
+		started := func(pid int) { watch = watchStall(pid, opt.StallLimit, opt.Log) }
+		_, err = opt.Runner.Run(ctx, run.Cmd{Name: "rsync", Args: args, Stdin: strings.NewReader(password), Stdout: out.w, Started: started})
+		stalled := watch.end()
 		out.close()
 		stopTicks()
 		pw.flush(err == nil)
@@ -242,7 +245,17 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 			break
 		}
 		var ee *run.ExitError
-		if !errors.As(err, &ee) || !retryable[ee.Code] || attempt >= opt.Retries || ctx.Err() != nil {
+		why := ""
+		switch {
+		case stalled && ctx.Err() == nil:
+			err = fmt.Errorf("no byte moved for %s: %w", opt.StallLimit, errStalled)
+			why = err.Error()
+		case errors.As(err, &ee) && retryable[ee.Code]:
+			why = fmt.Sprintf("exit %d", ee.Code)
+		default:
+			return res, fmt.Errorf("rsync %s: %w", src, explainRsync(err))
+		}
+		if attempt >= opt.Retries || ctx.Err() != nil {
 			return res, fmt.Errorf("rsync %s: %w", src, explainRsync(err))
 		}
 		res.Resumes++
@@ -250,7 +263,7 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 		// bytes already read could be written again, so no file is
 		// followed from here on.
 		early.followNew = early.followNew && !staged
-		opt.Log("dataset: rsync %s broke (exit %d); resuming with the partial files (%d/%d)", src, ee.Code, attempt+1, opt.Retries)
+		opt.Log("dataset: rsync %s broke (%s); resuming with the partial files (%d/%d)", src, why, attempt+1, opt.Retries)
 		select {
 		case <-time.After(time.Duration(attempt+1) * 500 * time.Millisecond):
 		case <-ctx.Done():
@@ -292,7 +305,14 @@ func fetchRsync(ctx context.Context, p Plan, sel pattern.Set, dest string, opt O
 		if entries, err = selectEntries(entries, sel, "the manifest"); err != nil {
 			return res, err
 		}
-		n, size, fromEarly, err := t.verify(ctx, entries, opt.FileJobs, sums)
+		// An early sum is taken on rsync's word (see earlyHasher) after one
+		// clean run with the source's own manifest: a server that could
+		// trick the receiver could as well send a matching manifest. Each
+		// is confirmed by the file's identity after a resume (a run cut at
+		// any point) and against the profile's manifest, which vouches for
+		// the bytes independently of the rsync server.
+		confirm := res.Resumes > 0 || p.Manifest != ""
+		n, size, fromEarly, err := t.verify(ctx, entries, opt.FileJobs, sums, confirm)
 		if err != nil {
 			return res, err
 		}
@@ -411,14 +431,21 @@ func parseItem(line string) (rsyncItem, bool) {
 const followMin = 8 << 20
 
 // earlyHasher hashes the files rsync transfers while the transfer goes on,
-// on another core, so that verifying the dataset afterwards is mostly a
-// stat per file instead of a second pass over the data: a small file once
-// the next line shows it is in place, a large one as it is written, by
-// reading rsync's temporary file (.NAME.XXXXXX next to it, renamed into
-// place when complete) as it grows. A hash only counts if, at the end, the
-// file is the inode that was hashed, with the same ctime and size (rsync
-// replaces a file by renaming a new one over it); otherwise it is hashed
-// again then. So a guess that is wrong costs time, never correctness.
+// on another core, so that verifying the dataset afterwards is not a
+// second pass over the data: a small file once the next line shows it is
+// in place, a large one as it is written, by reading rsync's temporary
+// file (.NAME.XXXXXX next to it, renamed into place when complete) as it
+// grows.
+//
+// rsync's receiver prints a file's line before it receives it (the format
+// has no %b or %c), finishes it (rename, times, owner) before the next
+// file's line, and writes a file again only by receiving it again, which
+// prints its line again: a file whose verification failed is received
+// once more in rsync's redo phase. So a sum counts only if it hashed the
+// file as of its last line (its generation); a file printed again after
+// it was hashed is hashed again. Where that reasoning is not enough (see
+// verify's confirm), a sum also counts only if the file is still the inode
+// that was hashed, with the same ctime and size.
 type earlyHasher struct {
 	tree tree
 	// inPlace: rsync writes each file under its own name (--inplace), not
@@ -432,14 +459,23 @@ type earlyHasher struct {
 	// check after the transfer need not wait for it. manifestSrc names it.
 	manifest, manifestSrc string
 	read                  *manifestRead
-	queue                 chan []string
-	batch                 []string  // files in place, not yet handed to the hashing goroutine
-	pending               string    // the last small file printed, not yet known to be in place
+	queue                 chan []queued
+	batch                 []queued  // files in place, not yet handed to the hashing goroutine
+	pending               queued    // the last small file printed, not yet known to be in place
 	follow                chan bool // closed when the followed file is complete
-	mu                    sync.Mutex
-	sums                  map[string]earlySum
-	wg                    sync.WaitGroup
-	once                  sync.Once
+	// lines counts rsync's lines per file: a file's generation. (Only add
+	// and stop use it, one after the other.)
+	lines map[string]int
+	mu    sync.Mutex
+	sums  map[string]earlySum
+	wg    sync.WaitGroup
+	once  sync.Once
+}
+
+// queued is a file to hash, as of one of its lines.
+type queued struct {
+	rel string
+	gen int
 }
 
 // manifestRead is a manifest read from the tree: what it lists, its size
@@ -492,16 +528,18 @@ func (t tree) readManifest(rel, src string) (*manifestRead, error) {
 type earlySum struct {
 	hashed
 	ino, ctimeNs int64
+	gen          int // the line it hashed the file as of (see earlyHasher)
 }
 
 func newEarlyHasher(t tree) *earlyHasher {
-	e := &earlyHasher{tree: t, queue: make(chan []string, 1<<10), sums: map[string]earlySum{}}
+	e := &earlyHasher{tree: t, queue: make(chan []queued, 1<<10), sums: map[string]earlySum{}, lines: map[string]int{}}
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
 		buf := make([]byte, 1<<20)
 		for batch := range e.queue {
-			for _, rel := range batch {
+			for _, q := range batch {
+				rel := q.rel
 				if rel == e.manifest {
 					// (one that cannot be read or parsed is read again after
 					// the transfer, which says what is wrong)
@@ -512,10 +550,11 @@ func newEarlyHasher(t tree) *earlyHasher {
 					}
 					continue
 				}
-				// (no second look: the identity is checked at the end)
+				// (no second look: the generation, and where it must be,
+				// the identity are checked at the end)
 				h, id, err := e.tree.hash(rel, buf, false)
 				if err == nil {
-					e.record(rel, h, id)
+					e.record(q, h, id)
 				}
 			}
 		}
@@ -539,9 +578,11 @@ func (e *earlyHasher) hand() {
 	e.batch = nil
 }
 
-func (e *earlyHasher) record(rel string, h hashed, id identity) {
+func (e *earlyHasher) record(q queued, h hashed, id identity) {
 	e.mu.Lock()
-	e.sums[rel] = earlySum{h, id.ino, id.ctimeNs}
+	if s, ok := e.sums[q.rel]; !ok || s.gen < q.gen {
+		e.sums[q.rel] = earlySum{h, id.ino, id.ctimeNs, q.gen}
+	}
 	e.mu.Unlock()
 }
 
@@ -552,30 +593,33 @@ func (e *earlyHasher) add(size int64, name string) {
 		close(e.follow)
 		e.follow = nil
 	}
-	if e.pending != "" {
+	if e.pending.rel != "" {
 		e.batch = append(e.batch, e.pending)
 		if len(e.batch) >= earlyBatch {
 			e.hand()
 		}
 	}
-	e.pending = ""
+	e.pending = queued{}
+	e.lines[name]++
+	q := queued{name, e.lines[name]}
 	if size >= followMin && e.followNew {
 		e.hand() // (the files before it, while rsync writes this one)
 		e.follow = make(chan bool)
 		e.wg.Add(1)
 		go func(done chan bool) {
 			defer e.wg.Done()
-			e.followFile(name, size, done)
+			e.followFile(q, size, done)
 		}(e.follow)
 		return
 	}
-	e.pending = name
+	e.pending = q
 }
 
 // followFile hashes rel's temporary file as rsync writes it, until done
 // (rsync has moved on: the file is complete and in place), then reads what
 // is left and records the sum with the inode's final identity.
-func (e *earlyHasher) followFile(rel string, size int64, done <-chan bool) {
+func (e *earlyHasher) followFile(q queued, size int64, done <-chan bool) {
+	rel := q.rel
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
 	// Only a temporary file, which rsync writes once, front to back. (A
@@ -626,7 +670,7 @@ func (e *earlyHasher) followFile(rel string, size int64, done <-chan bool) {
 	if err := syscall.Fstat(int(f.Fd()), &st); err != nil || st.Size != n || n != size {
 		return
 	}
-	e.record(rel, hashed{hex.EncodeToString(h.Sum(nil)), n}, identity{int64(st.Ino), st.Ctim.Nano(), st.Size})
+	e.record(q, hashed{hex.EncodeToString(h.Sum(nil)), n}, identity{int64(st.Ino), st.Ctim.Nano(), st.Size})
 }
 
 // openTemp opens rsync's temporary file for rel, if there is one.
@@ -677,8 +721,9 @@ func (t tree) tempSize(rel string) int64 {
 }
 
 // stop is called once rsync has exited: it lets a followed file finish,
-// waits for the hashing, and returns the sums (the last small file printed
-// is in place too: the caller verifies it) and the manifest if it was read.
+// waits for the hashing, and returns the sums of files as of their last
+// line (the last small file printed is in place too: the caller verifies
+// it) and the manifest if it was read.
 func (e *earlyHasher) stop() (map[string]earlySum, *manifestRead) {
 	e.once.Do(func() {
 		if e.follow != nil {
@@ -691,6 +736,11 @@ func (e *earlyHasher) stop() (map[string]earlySum, *manifestRead) {
 	e.wg.Wait()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	for rel, s := range e.sums {
+		if s.gen != e.lines[rel] {
+			delete(e.sums, rel) // printed again after it was hashed
+		}
+	}
 	return e.sums, e.read
 }
 

@@ -96,6 +96,12 @@ func (t tree) remove(rel string) error {
 
 type identity struct{ ino, ctimeNs, size int64 }
 
+// confirms says whether rel is still the inode an early sum was taken from.
+func (t tree) confirms(rel string, s earlySum) bool {
+	id, err := t.stat(rel)
+	return err == nil && id == identity{s.ino, s.ctimeNs, s.size}
+}
+
 type hashed struct {
 	sum  string
 	size int64
@@ -154,11 +160,12 @@ func (t tree) hash(rel string, buf []byte, recheck bool) (hashed, identity, erro
 }
 
 // verify checks the files a manifest lists against their SHA-256, using
-// the sums hashed during the transfer where the file is still the one that
-// was hashed. A file that does not match is removed, so the next run
-// fetches it again (rsync's quick check would otherwise keep it).
+// the sums hashed during the transfer; with confirm, only where the file
+// is still the inode that was hashed, with the same ctime and size (a stat
+// each). A file that does not match is removed, so the next run fetches it
+// again (rsync's quick check would otherwise keep it).
 // It also says how many sums came from the transfer.
-func (t tree) verify(ctx context.Context, entries []manifest.Entry, jobs int, early map[string]earlySum) (int64, int64, int64, error) {
+func (t tree) verify(ctx context.Context, entries []manifest.Entry, jobs int, early map[string]earlySum, confirm bool) (int64, int64, int64, error) {
 	var mu sync.Mutex
 	var errs []error
 	var size, fromEarly int64
@@ -177,7 +184,7 @@ func (t tree) verify(ctx context.Context, entries []manifest.Entry, jobs int, ea
 				if i >= len(entries) || ctx.Err() != nil {
 					return
 				}
-				sz, fe, bad := t.verifyChunk(entries[i:min(i+chunk, len(entries))], buf, early)
+				sz, fe, bad := t.verifyChunk(entries[i:min(i+chunk, len(entries))], buf, early, confirm)
 				mu.Lock()
 				errs = append(errs, bad...)
 				size += sz
@@ -201,12 +208,12 @@ func (t tree) verify(ctx context.Context, entries []manifest.Entry, jobs int, ea
 
 // verifyChunk checks some of verify's entries: their bytes, how many sums
 // came from the transfer, and what is wrong.
-func (t tree) verifyChunk(entries []manifest.Entry, buf []byte, early map[string]earlySum) (size, fromEarly int64, bad []error) {
+func (t tree) verifyChunk(entries []manifest.Entry, buf []byte, early map[string]earlySum, confirm bool) (size, fromEarly int64, bad []error) {
 	for _, e := range entries {
 		var n hashed
 		var err error
 		if es, ok := early[e.Path]; ok {
-			if id, serr := t.stat(e.Path); serr == nil && id == (identity{es.ino, es.ctimeNs, es.size}) {
+			if !confirm || t.confirms(e.Path, es) {
 				n = es.hashed
 				fromEarly++
 			}

@@ -26,6 +26,8 @@ type Cmd struct {
 	Env   []string // extra KEY=VALUE entries appended to the environment
 	// Stdout, when set, receives stdout as it is produced instead of Result.Stdout.
 	Stdout io.Writer
+	// Started, when set, hears the process's pid once it runs (to watch it).
+	Started func(pid int)
 }
 
 // String renders the argv shell-quoted, as it appears in logs.
@@ -104,7 +106,13 @@ func (x Exec) Run(ctx context.Context, c Cmd) (Result, error) {
 	cmd.Stderr = &stderr
 	start := time.Now()
 	logf("run: %s", c)
-	err = cmd.Run()
+	err = cmd.Start()
+	if err == nil {
+		if c.Started != nil {
+			c.Started(cmd.Process.Pid)
+		}
+		err = cmd.Wait()
+	}
 	res := Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
 	if cmd.ProcessState != nil {
 		res.ExitCode = cmd.ProcessState.ExitCode()

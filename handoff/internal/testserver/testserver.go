@@ -317,6 +317,10 @@ type Proxy struct {
 	// Refuse closes new connections at once (a server gone away);
 	// RefuseAfterCut sets it when the cut happens.
 	Refuse, RefuseAfterCut atomic.Bool
+	// Silent makes the cut a link that died without a word: nothing more
+	// passes either way, and nothing is closed until the client closes.
+	Silent atomic.Bool
+	pace   atomic.Int64 // see SetPace
 
 	target   string
 	cutAfter int64
@@ -368,10 +372,22 @@ func (p *Proxy) handle(c net.Conn) {
 	p.mu.Unlock()
 	p.conns.Add(1)
 	clientDone := make(chan struct{})
+	var dead atomic.Bool // this connection went silent
 	go func() {
 		defer close(clientDone)
-		io.Copy(up, c)
-		if tc, ok := up.(*net.TCPConn); ok {
+		buf := make([]byte, 32<<10)
+		for {
+			k, err := c.Read(buf)
+			if k > 0 && !dead.Load() {
+				if _, werr := up.Write(buf[:k]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
+		if tc, ok := up.(*net.TCPConn); ok && !dead.Load() {
 			tc.CloseWrite()
 		}
 	}()
@@ -388,6 +404,11 @@ func (p *Proxy) handle(c net.Conn) {
 			if p.RefuseAfterCut.Load() {
 				p.Refuse.Store(true)
 			}
+			if p.Silent.Load() {
+				dead.Store(true)
+				<-clientDone
+				return
+			}
 			// A hard cut: reset, as a dropped link looks to the client.
 			if tc, ok := c.(*net.TCPConn); ok {
 				tc.SetLinger(0)
@@ -395,6 +416,9 @@ func (p *Proxy) handle(c net.Conn) {
 			return
 		}
 		k, err := up.Read(buf[:want])
+		if d := time.Duration(p.pace.Load()); k > 0 && d > 0 {
+			time.Sleep(d)
+		}
 		if k > 0 {
 			if _, werr := c.Write(buf[:k]); werr != nil {
 				return
@@ -416,6 +440,10 @@ func (p *Proxy) handle(c net.Conn) {
 		}
 	}
 }
+
+// SetPace makes the proxy wait d before each chunk (32 KiB at most) from
+// the server: a slow link, on which something still moves.
+func (p *Proxy) SetPace(d time.Duration) { p.pace.Store(int64(d)) }
 
 // Cuts is how many connections were cut.
 func (p *Proxy) Cuts() int64 { return p.cuts.Load() }
