@@ -57,10 +57,12 @@ func TestHTTPResumeAfterCut(t *testing.T) {
 			if !strings.Contains(r.log.String(), "resuming (1/5)") || !regexp.MustCompile(`GET \S+ \(from byte [1-9]`).MatchString(r.log.String()) {
 				t.Errorf("no resume in the log:\n%s", r.log)
 			}
-			// Resumed, not restarted: the bytes sent are the object plus
-			// little more than nothing, not the object twice.
-			if total := proxy.Total(); total > big+big/4 {
-				t.Errorf("the proxy carried %d bytes for a %d-byte object: restarted, not resumed (%v)", total, big, proxy.Bytes())
+			// Resumed, not restarted: the connection after the cut carries
+			// the rest of the object, not all of it. (Not the total: what a
+			// server sends ahead of a response strata closes on purpose
+			// varies with the load, up to megabytes.)
+			if per := proxy.Bytes(); per[len(per)-1] > big-(1<<20) {
+				t.Errorf("the last connection carried %d bytes of a %d-byte object cut at %d: restarted, not resumed (%v)", per[len(per)-1], big, 5<<20, per)
 			}
 			if ev := r.ev.last("video"); !strings.Contains(ev.Detail, "resumed after 1 cut(s)") {
 				t.Errorf("done event does not mention the resume: %q", ev.Detail)
