@@ -130,17 +130,30 @@ func TestHTTPResumeAfterRestart(t *testing.T) {
 	}
 }
 
+// rsyncVideo serves a film of big bytes (seed), small files of 1000 bytes
+// named by more, and their SHA256SUMS from an rsync daemon behind a proxy
+// that cuts one connection after 12 MiB, and a profile that takes them as
+// the dataset "video".
+func rsyncVideo(t *testing.T, seed int64, more ...string) (string, *testserver.Proxy, *profile.Profile) {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "video")
+	randomFile(t, filepath.Join(src, "film.mkv"), big, seed)
+	for i, name := range more {
+		randomFile(t, filepath.Join(src, name), 1000, seed+1+int64(i))
+	}
+	sha256sums(t, src)
+	_, port := testserver.RsyncDaemon(t, testserver.RsyncModule{Name: "video", Path: src})
+	proxy := testserver.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", port), 12<<20)
+	p := &profile.Profile{Datasets: []profile.Dataset{{Name: "video", Source: "rsync://" + proxy.Addr + "/video", Path: "/srv/video"}}}
+	return src, proxy, p
+}
+
 // TestRsyncResumeAfterCut cuts an rsync daemon transfer once; the retry
 // continues from the partial file (--partial-dir) instead of sending it all.
 func TestRsyncResumeAfterCut(t *testing.T) {
 	t.Parallel()
-	src := filepath.Join(t.TempDir(), "video")
-	randomFile(t, filepath.Join(src, "film.mkv"), big, 44)
-	sha256sums(t, src)
-	_, port := testserver.RsyncDaemon(t, testserver.RsyncModule{Name: "video", Path: src})
-	proxy := testserver.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", port), 12<<20)
+	src, proxy, p := rsyncVideo(t, 44)
 	root := newRoot(t)
-	p := &profile.Profile{Datasets: []profile.Dataset{{Name: "video", Source: "rsync://" + proxy.Addr + "/video", Path: "/srv/video"}}}
 	r := handOff(t, root, p, handoff.Options{})
 	r.mustDone(t, "video")
 	if proxy.Cuts() != 1 {
@@ -176,14 +189,9 @@ func TestRsyncResumeAfterCut(t *testing.T) {
 // limit but keeps moving, is left alone.
 func TestRsyncResumeAfterStall(t *testing.T) {
 	t.Parallel()
-	src := filepath.Join(t.TempDir(), "video")
-	randomFile(t, filepath.Join(src, "film.mkv"), big, 45)
-	sha256sums(t, src)
-	_, port := testserver.RsyncDaemon(t, testserver.RsyncModule{Name: "video", Path: src})
-	proxy := testserver.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", port), 12<<20)
+	src, proxy, p := rsyncVideo(t, 45)
 	proxy.Silent.Store(true)
 	root := newRoot(t)
-	p := &profile.Profile{Datasets: []profile.Dataset{{Name: "video", Source: "rsync://" + proxy.Addr + "/video", Path: "/srv/video"}}}
 	r := handOff(t, root, p, handoff.Options{StallLimit: 2 * time.Second})
 	r.mustDone(t, "video")
 	if proxy.Cuts() != 1 || !strings.Contains(r.log.String(), "rsync moved no byte for 2s") {
@@ -216,15 +224,9 @@ func TestRsyncResumeAfterStall(t *testing.T) {
 // moves the verified tree into place.
 func TestRsyncResumeAfterRestart(t *testing.T) {
 	t.Parallel()
-	src := filepath.Join(t.TempDir(), "video")
-	randomFile(t, filepath.Join(src, "film.mkv"), big, 49)
-	randomFile(t, filepath.Join(src, "a/small.txt"), 1000, 50)
-	sha256sums(t, src)
-	_, port := testserver.RsyncDaemon(t, testserver.RsyncModule{Name: "video", Path: src})
-	proxy := testserver.NewProxy(t, fmt.Sprintf("127.0.0.1:%d", port), 12<<20)
+	src, proxy, p := rsyncVideo(t, 49, "a/small.txt")
 	proxy.RefuseAfterCut.Store(true)
 	root := newRoot(t)
-	p := &profile.Profile{Datasets: []profile.Dataset{{Name: "video", Source: "rsync://" + proxy.Addr + "/video", Path: "/srv/video"}}}
 	r := handOff(t, root, p, handoff.Options{Retries: 1})
 	if it := r.status(t, "video"); it.Status != handoff.Failed || proxy.Cuts() != 1 {
 		t.Fatalf("first run: %s (%v), %d cuts; want failed after one cut", it.Status, it.Err, proxy.Cuts())

@@ -22,7 +22,7 @@ type pacedOutput struct {
 	w    *os.File // for the child (Cmd.Stdout)
 	r    int
 	stop atomic.Bool
-	wake chan struct{} // closed once the child has exited: read what is left now
+	wake chan struct{} // the child has exited: read what is left now, once
 	done chan struct{}
 }
 
@@ -42,7 +42,7 @@ func newPacedOutput(dst io.Writer) (*pacedOutput, error) {
 		return nil, fmt.Errorf("pipe: %w", err)
 	}
 	_, _ = unix.FcntlInt(uintptr(p[0]), unix.F_SETPIPE_SZ, 1<<20) // more slack when it can
-	o := &pacedOutput{w: os.NewFile(uintptr(p[1]), "stdout"), r: p[0], wake: make(chan struct{}), done: make(chan struct{})}
+	o := &pacedOutput{w: os.NewFile(uintptr(p[1]), "stdout"), r: p[0], wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go o.copy(dst)
 	return o, nil
 }
@@ -83,7 +83,7 @@ func (o *pacedOutput) copy(dst io.Writer) {
 // started still holds the pipe open, for a second at most.
 func (o *pacedOutput) close() {
 	o.w.Close()
-	close(o.wake)
+	o.wake <- struct{}{} // (one read at once, then the pace again: something the child started may hold the pipe)
 	select {
 	case <-o.done:
 	case <-time.After(time.Second):

@@ -169,8 +169,9 @@ func (t tree) verify(ctx context.Context, entries []manifest.Entry, jobs int, ea
 	var mu sync.Mutex
 	var errs []error
 	var size, fromEarly int64
-	// Workers take the entries a chunk at a time: most cost one stat, less
-	// than handing them over one by one would.
+	// Workers take the entries a chunk at a time: most cost a look-up of
+	// their early sum (and with confirm a stat), less than handing them
+	// over one by one would.
 	const chunk = 256
 	var next atomic.Int64
 	var wg sync.WaitGroup
